@@ -1,0 +1,40 @@
+# qstash-sim: `make serve` runs the simulator, `make test` runs every test. Both create .venv if missing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+ARGS   ?=
+
+.PHONY: venv serve test e2e-deps bench fuzz soak clean help
+
+help:
+	@echo "make serve   run the simulator on http://$(HOST):$(PORT) (ARGS='--clock virtual --seed 7' for more)"
+	@echo "make test    install everything into $(VENV) and run the whole test suite"
+	@echo "make bench   run the benchmarks and rewrite BENCHMARKS.md"
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+tests/e2e/node_modules/.installed: tests/e2e/package.json tests/e2e/package-lock.json
+	npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
+	@touch $@
+
+e2e-deps: tests/e2e/node_modules/.installed
+
+serve: venv
+	$(PY) -m simulator serve --host $(HOST) --port $(PORT) $(ARGS)
+
+test: venv e2e-deps
+	$(PY) -m pytest -q -n 2 $(ARGS)
+
+bench: venv
+	$(PY) -m benchmarks $(ARGS)
+
+clean:
+	rm -rf $(VENV) tests/e2e/node_modules build dist *.egg-info

@@ -1,0 +1,135 @@
+"""The ``qstash-sim`` command line: ``serve`` runs the simulator; ``check`` validates scenario files."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+
+EPILOG = """examples:
+  qstash-sim serve                                   # http://127.0.0.1:8080, real clock, seed 0
+  qstash-sim serve --port 0 --clock virtual --seed 7 # any free port; time moves via /_sim/clock/advance
+  qstash-sim serve --deliver-to '*.example.com'      # also really deliver to these hosts
+
+then:
+  curl -X POST http://127.0.0.1:8080/v1/qstash/publish/http://127.0.0.1:9000/hook -d '{"hi":1}'
+"""
+
+
+def _size(text: str) -> int:
+    """``"1MiB"``, ``"512KiB"``, ``"1000"`` -> bytes."""
+    units = {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "b": 1}
+    low = text.strip().lower()
+    for suffix, mult in units.items():
+        if low.endswith(suffix) and low[: -len(suffix)].strip().isdigit():
+            return int(low[: -len(suffix)]) * mult
+    if low.isdigit():
+        return int(low)
+    raise argparse.ArgumentTypeError(f"expected a size such as 1048576, 512KiB or 1MiB, got {text!r}")
+
+
+def _seed(text: str) -> int:
+    if not text.isdigit() or int(text) > 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 4294967295, got {text!r}")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to render the README's option table)."""
+    parser = argparse.ArgumentParser(
+        prog="qstash-sim",
+        description="A local, deterministic stand-in for Sapiom's messaging API (Upstash QStash behind "
+        "/v1/qstash/...), with a delivery engine on a virtual clock.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"qstash-sim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = sub.add_parser(
+        "serve",
+        help="run the simulator's HTTP server",
+        description="Serve the gateway (/v1/qstash/...) and the control plane (/_sim/...) until Ctrl-C or SIGTERM.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
+    serve.add_argument("--port", type=_port, default=8080, help="port to bind; 0 picks a free one (default: 8080)")
+    serve.add_argument("--seed", type=_seed, default=0, help="seed for ids and fault draws: same seed, same ids (default: 0)")
+    serve.add_argument(
+        "--clock",
+        choices=("real", "virtual"),
+        default="real",
+        help="real: time passes as on the wall clock; virtual: time moves only via POST /_sim/clock/advance (default: real)",
+    )
+    serve.add_argument(
+        "--deliver-to",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="also deliver for real to hosts matching PATTERN (fnmatch on host or host:port, repeatable); "
+        "loopback is always real, every other host is virtual (recorded, answered 200)",
+    )
+    serve.add_argument("--strict", action="store_true", help="answer 400 to unknown Upstash-* headers instead of a warning")
+    serve.add_argument("--max-body", type=_size, default=1024 * 1024, metavar="SIZE", help="largest request body (default: 1MiB)")
+    serve.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log verbosity (default: info)"
+    )
+    return parser
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from .core import Simulator
+    from .http.app import build_app
+    from .server import start_site
+
+    sim = Simulator(seed=args.seed, clock=args.clock, deliver_to=args.deliver_to, strict=args.strict)
+    app = build_app(sim, max_body=args.max_body)
+    try:
+        runner, port = await start_site(app, args.host, args.port)
+    except OSError as exc:
+        print(f"qstash-sim: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(
+        f"qstash-sim {__version__} running at http://{host}:{port} "
+        f"(seed {args.seed}, {args.clock} clock, gateway /v1/qstash, control /_sim) — Ctrl-C to stop",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("qstash-sim: stopping", flush=True)
+    await runner.cleanup()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``qstash-sim`` and ``python -m simulator``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.command == "serve":
+        logging.basicConfig(
+            level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        try:
+            return asyncio.run(_serve(args))
+        except KeyboardInterrupt:
+            return 0
+    parser.error(f"unknown command {args.command!r}")
+    return 2

@@ -1,0 +1,131 @@
+"""Running the simulator's HTTP server: in the foreground (the CLI) or on a background thread (tests).
+
+The background server owns its own event loop on a daemon thread, binds port 0 by default and reads
+the real port back (no find-a-free-port race). Calls from other threads go through :meth:`call`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from .core import Simulator
+from .http.app import DEFAULT_MAX_BODY, build_app
+
+T = TypeVar("T")
+
+
+async def start_site(
+    app: web.Application, host: str, port: int
+) -> tuple[web.AppRunner, int]:
+    """Start ``app`` on ``host:port`` (0 = any free port); return the runner and the bound port."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+    bound = sockets[0].getsockname()[1] if sockets else port
+    return runner, bound
+
+
+class ServerThread:
+    """A simulator served on ``host:port`` from a daemon thread with its own event loop.
+
+    >>> srv = ServerThread(Simulator(seed=1)).start()
+    >>> srv.url                                        # e.g. 'http://127.0.0.1:40123'
+    >>> srv.stop()
+    """
+
+    def __init__(
+        self,
+        sim: Simulator,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_body: int = DEFAULT_MAX_BODY,
+        configure: Callable[[web.Application], None] | None = None,
+    ) -> None:
+        self.sim = sim
+        self.host = host
+        self.port = port
+        self.max_body = max_body
+        self.configure = configure
+        self.loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:40123``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> ServerThread:
+        """Start serving; returns once the socket is bound."""
+        self._thread = threading.Thread(target=self._run, name="qstash-sim-server", daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def boot() -> None:
+            app = build_app(self.sim, max_body=self.max_body)
+            if self.configure:
+                self.configure(app)
+            self._runner, self.port = await start_site(app, self.host, self.port)
+
+        try:
+            self.loop.run_until_complete(boot())
+        except BaseException as exc:  # reported to the starting thread
+            self._error = exc
+            self.loop.close()
+            self._ready.set()
+            return
+        self._ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+    def call(self, fn: Callable[[], Awaitable[T]] | Awaitable[T], timeout: float | None = 60) -> T:
+        """Run a coroutine on the server's loop from another thread and return its result."""
+        coro = fn() if callable(fn) else fn
+        fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        return fut.result(timeout)
+
+    def call_soon(self, fn: Callable[[], T], timeout: float | None = 60) -> T:
+        """Run a plain function on the server's loop (thread-safe access to the simulator)."""
+
+        async def wrap() -> T:
+            return fn()
+
+        return self.call(wrap, timeout)
+
+    def stop(self) -> None:
+        """Stop serving, close connections and the loop's thread."""
+        if self._thread is None:
+            return
+        if self._runner is not None:
+            try:
+                self.call(self._runner.cleanup(), timeout=30)
+            except Exception:  # pragma: no cover - best effort on shutdown
+                pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(30)
+        self._thread = None
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
