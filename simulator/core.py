@@ -357,7 +357,7 @@ class Simulator:
             created_ms=old.created_ms if old else now,
             queue_name=queue,
             labels=s.labels,
-            generation=(old.generation + 1) if old else 0,
+            generation=old.generation if old else 0,  # the engine bumps it: older fire events go stale
         )
         acc.schedules[sched.schedule_id] = sched
         self.engine.schedule_changed(sched)
@@ -377,7 +377,7 @@ class Simulator:
     def delete_schedule(self, caller: Caller, schedule_id: str) -> None:
         """Delete a schedule: it fires no more."""
         s = self.get_schedule(caller, schedule_id)
-        s.generation += 1
+        self.engine.schedule_deleted(s)
         self.account(caller.account).schedules.pop(schedule_id, None)
 
     def pause_schedule(self, caller: Caller, schedule_id: str) -> Schedule:

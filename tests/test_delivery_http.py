@@ -128,3 +128,20 @@ def test_schedule_fires_on_virtual_time_and_charges_triggers(served: Served, cli
     ledger = client.get("/_sim/ledger").json
     triggers = [e for e in ledger["entries"] if e["operation"] == "scheduleTrigger"]
     assert len(triggers) == 7 and all(e["amount"] == "0.00001" for e in triggers)
+
+
+def test_paused_then_deleted_schedule_stops_firing(served: Served, client: Client) -> None:
+    sid = client.post(
+        f"{P}/schedules/https://api.example.com/tick", body=b"{}", headers={"Upstash-Cron": "*/10 * * * *"}
+    ).json["scheduleId"]
+    served.advance("30m")
+    assert len(client.get("/_sim/deliveries").json["deliveries"]) == 3
+    client.patch(f"{P}/schedules/{sid}/pause")
+    served.advance("30m")
+    assert len(client.get("/_sim/deliveries").json["deliveries"]) == 3
+    client.patch(f"{P}/schedules/{sid}/resume")
+    served.advance("20m")
+    assert len(client.get("/_sim/deliveries").json["deliveries"]) == 5
+    client.delete(f"{P}/schedules/{sid}")
+    served.advance("1h")
+    assert len(client.get("/_sim/deliveries").json["deliveries"]) == 5
