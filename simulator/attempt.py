@@ -221,6 +221,7 @@ class AttemptRules:
             status=outcome.status,
             outcome=verdict.value,
             error=outcome.error,
+            rule=outcome.rule,
             detail={"duration_ms": outcome.duration_ms, "virtual": outcome.virtual, **detail},
         )
         log.info(

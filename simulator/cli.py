@@ -15,6 +15,8 @@ EPILOG = """examples:
   qstash-sim serve                                   # http://127.0.0.1:8080, real clock, seed 0
   qstash-sim serve --port 0 --clock virtual --seed 7 # any free port; time moves via /_sim/clock/advance
   qstash-sim serve --deliver-to '*.example.com'      # also really deliver to these hosts
+  qstash-sim serve --scenario flaky-destination      # a shipped fault scenario, or a YAML file (repeatable)
+  qstash-sim check my-faults.yaml                    # validate scenario files without serving
 
 then:
   curl -X POST http://127.0.0.1:8080/v1/qstash/publish/http://127.0.0.1:9000/hook -d '{"hi":1}'
@@ -65,7 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
     serve.add_argument("--port", type=_port, default=8080, help="port to bind; 0 picks a free one (default: 8080)")
-    serve.add_argument("--seed", type=_seed, default=0, help="seed for ids and fault draws: same seed, same ids (default: 0)")
+    serve.add_argument(
+        "--seed", type=_seed, default=None,
+        help="seed for ids and fault draws: same seed, same ids (default: the first --scenario's seed, else 0)",
+    )
     serve.add_argument(
         "--clock",
         choices=("real", "virtual"),
@@ -80,20 +85,69 @@ def build_parser() -> argparse.ArgumentParser:
         help="also deliver for real to hosts matching PATTERN (fnmatch on host or host:port, repeatable); "
         "loopback is always real, every other host is virtual (recorded, answered 200)",
     )
+    serve.add_argument(
+        "--payment",
+        choices=("off", "x402", "transaction"),
+        default="off",
+        help="what the gateway demands before a billed call: off (nothing; plain QStash clients and curl work), "
+        "x402 (a 402 first, then the paid retry: what @sapiom/fetch does), transaction (an authorized "
+        "X-Sapiom-Transaction-Id) (default: off)",
+    )
+    serve.add_argument(
+        "--payment-variant",
+        choices=("v1", "v2", "v2-header", "wrapped"),
+        default="v1",
+        help="the shape of the 402: x402 v1 body, v2 body, v2 PAYMENT-REQUIRED header, Sapiom wrapped body (default: v1)",
+    )
+    serve.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="accept only these Sapiom API keys on /v1/transactions (repeatable); default: any non-empty key, "
+        "which names the account",
+    )
+    serve.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="FILE_OR_NAME",
+        help="load a fault scenario (a YAML file or a shipped name such as flaky-destination; repeatable); "
+        "POST /_sim/reset loads it again",
+    )
     serve.add_argument("--strict", action="store_true", help="answer 400 to unknown Upstash-* headers instead of a warning")
     serve.add_argument("--max-body", type=_size, default=1024 * 1024, metavar="SIZE", help="largest request body (default: 1MiB)")
     serve.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log verbosity (default: info)"
     )
+    check = sub.add_parser(
+        "check",
+        help="validate fault scenario files without serving",
+        description="Validate scenario files (or shipped names) against the scenario schema and openapi.yaml. "
+        "Prints file:line: key.path: problem per mistake; exit status 0 when every file is valid, 1 otherwise.",
+    )
+    check.add_argument("files", nargs="+", metavar="FILE", help="scenario YAML/JSON files or shipped scenario names")
     return parser
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    from .chaos import read_scenarios
     from .core import Simulator
     from .http.app import build_app
+    from .payment_state import configure_payments
     from .server import start_site
 
+    scenarios, problems = read_scenarios(args.scenario)
+    if problems:
+        for line in problems:
+            print(line, file=sys.stderr)
+        return 2
+    if args.seed is None:
+        args.seed = next((s.seed for s in scenarios if s.seed is not None), 0)
     sim = Simulator(seed=args.seed, clock=args.clock, deliver_to=args.deliver_to, strict=args.strict)
+    for scenario in scenarios:
+        sim.chaos.add(scenario, keep=True)
+    configure_payments(sim, mode=args.payment, variant=args.payment_variant, api_keys=args.api_key)
     app = build_app(sim, max_body=args.max_body)
     try:
         runner, port = await start_site(app, args.host, args.port)
@@ -103,7 +157,8 @@ async def _serve(args: argparse.Namespace) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(
         f"qstash-sim {__version__} running at http://{host}:{port} "
-        f"(seed {args.seed}, {args.clock} clock, gateway /v1/qstash, control /_sim) — Ctrl-C to stop",
+        f"(seed {args.seed}, {args.clock} clock, payment {args.payment}, gateway /v1/qstash, "
+        f"Sapiom API /v1/transactions, control /_sim) — Ctrl-C to stop",
         flush=True,
     )
     stop = asyncio.Event()
@@ -131,5 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_serve(args))
         except KeyboardInterrupt:
             return 0
+    if args.command == "check":
+        from .chaos import check_command
+
+        return check_command(args.files)
     parser.error(f"unknown command {args.command!r}")
     return 2

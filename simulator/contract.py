@@ -329,6 +329,7 @@ def _check_body(where: str, media: Mapping[str, _Media], content_type: str | Non
 @dataclass(slots=True)
 class _Compiler:
     spec: Mapping[str, Any]
+    check: bool = True  # meta-validate every schema (slow: most of the start-up time)
     registry: Registry = field(init=False)
     # Shared components are compiled once: keyed by $ref, or by the identity of the (spec-owned) object.
     # The raw object is kept in the value so that its id() cannot be reused while cached.
@@ -347,10 +348,11 @@ class _Compiler:
 
     def _compile(self, raw: Any, where: str) -> CompiledSchema:
         s = inline_refs(self.spec, raw if isinstance(raw, (dict, bool)) else {})
-        try:
-            Draft202012Validator.check_schema(s)
-        except Exception as e:  # noqa: BLE001 - any schema error is a contract error
-            raise ContractError(f"{where}: invalid schema: {getattr(e, 'message', e)}") from None
+        if self.check:
+            try:
+                Draft202012Validator.check_schema(s)
+            except Exception as e:  # noqa: BLE001 - any schema error is a contract error
+                raise ContractError(f"{where}: invalid schema: {getattr(e, 'message', e)}") from None
         fast = scalar_checker(s) if isinstance(s, dict) else None
         return CompiledSchema(s, Draft202012Validator(s, registry=self.registry), fast)
 
@@ -487,9 +489,13 @@ class Contract:
         self._depths = sorted({p.count("/") for p in self._buckets}, reverse=True)
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> Contract:
-        """Compile an already loaded OpenAPI 3.1 document; ContractError if it is inconsistent."""
-        comp = _Compiler(spec)
+    def from_spec(cls, spec: Mapping[str, Any], *, check: bool = True) -> Contract:
+        """Compile an already loaded OpenAPI 3.1 document; ContractError if it is inconsistent.
+
+        ``check=False`` skips meta-validating each schema against JSON Schema 2020-12: the shipped
+        ``openapi.yaml`` is checked by the test suite, so the server skips it to start fast.
+        """
+        comp = _Compiler(spec, check)
         prefixes = list(spec.get("x-header-prefixes", ()))
         common = spec.get("x-common-responses") or {}
         ops: list[Operation] = []
@@ -510,9 +516,10 @@ class Contract:
         return cls(spec, ops, router)
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> Contract:
-        """Load and compile ``path`` (default: the packaged ``openapi.yaml``)."""
-        return cls.from_spec(load_spec(path))
+    def load(cls, path: str | Path | None = None, *, check: bool | None = None) -> Contract:
+        """Load and compile ``path`` (default: the packaged ``openapi.yaml``, whose schemas the test
+        suite meta-validates, so they are not checked again at start-up unless ``check=True``)."""
+        return cls.from_spec(load_spec(path), check=(path is not None) if check is None else check)
 
     # ------------------------------------------------------------------ lookup
 

@@ -11,8 +11,10 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from .chaos import Chaos
 from .clock import Clock, RealClock, VirtualClock
 from .crons import check_cron
 from .delivery import RealTransport, RoutingTransport, Transport, VirtualTransport
@@ -38,6 +40,10 @@ from .settings import (
     parse_settings,
 )
 from .state import DEFAULT_ACCOUNT, World
+
+if TYPE_CHECKING:
+    from .scenario_model import Scenario
+    from .scenarios import ScenarioSet
 
 log = logging.getLogger("qstash_sim")
 
@@ -101,6 +107,7 @@ class Simulator:
         # Extension points the HTTP layer consults (scenarios, payments); None = feature off.
         self.extensions: dict[str, Any] = {}
         self._on_reset: list[Callable[[], None]] = []
+        self.chaos = Chaos(self)  # fault scenarios: rules, scripted destinations, timeline (simulator/chaos.py)
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -144,6 +151,26 @@ class Simulator:
     async def run_until(self, predicate: Callable[[], bool], limit: Any = "2d") -> bool:
         """Advance event by event until ``predicate()`` is true or ``limit`` has passed."""
         return await self.engine.run_until(predicate, limit)
+
+    # ------------------------------------------------------------------ fault scenarios
+    @property
+    def scenarios(self) -> ScenarioSet:
+        """The loaded fault scenarios, with their hit counters (``describe()``)."""
+        return self.chaos.scenarios
+
+    def load_scenario(
+        self, source: str | Path | Mapping[str, Any], *, name: str | None = None, keep: bool = False
+    ) -> Scenario:
+        """Load a fault scenario now: a shipped name (``"flaky-destination"``), a path, YAML text or a dict.
+
+        Raises :class:`~simulator.scenario_format.ScenarioError` (``file:line: key.path: problem`` lines).
+        ``reset()`` unloads it unless ``keep=True`` (then it is loaded again, counters at zero).
+        """
+        return self.chaos.load(source, name=name, keep=keep)
+
+    def clear_scenarios(self) -> None:
+        """Unload every fault scenario."""
+        self.chaos.clear()
 
     # ------------------------------------------------------------------ accounts
     def account(self, name: str = DEFAULT_ACCOUNT) -> Account:

@@ -72,6 +72,7 @@ class Outcome:
     error: str | None = None
     duration_ms: int = 0
     virtual: bool = False
+    rule: str | None = None  # the scenario script that produced a scripted answer (journalled)
 
     @classmethod
     def response(
@@ -145,7 +146,10 @@ class VirtualTransport:
         if scripted is None:
             return Outcome(status=200, headers={"Content-Type": ["application/json"]}, body=b"{}", virtual=True)
         if scripted.duration_ms > timeout_ms:
-            return Outcome(status=None, error=f"timeout after {timeout_ms}ms", duration_ms=timeout_ms, virtual=True)
+            return Outcome(
+                status=None, error=f"timeout after {timeout_ms}ms", duration_ms=timeout_ms, virtual=True,
+                rule=scripted.rule,
+            )
         # Return a copy marked virtual, so a responder may reuse one Outcome object for many requests.
         return Outcome(
             status=scripted.status,
@@ -154,6 +158,7 @@ class VirtualTransport:
             error=scripted.error,
             duration_ms=max(0, scripted.duration_ms),
             virtual=True,
+            rule=scripted.rule,
         )
 
     def clear(self) -> None:
@@ -286,7 +291,8 @@ class RoutingTransport:
     ``allow`` holds ``fnmatch`` patterns tried against ``host`` and ``host:port`` (port explicit or the
     scheme's default), e.g. ``*.example.com`` or ``api.example.com:8443``. ``loopback=False`` sends even
     loopback hosts to the virtual destination. ``real_timeout_cap_ms`` (optional) caps the real wait on
-    top of the real transport's own cap.
+    top of the real transport's own cap. ``force_virtual(url)`` returning ``True`` sends that URL to the
+    virtual destination whatever its host (fault scenarios use it for the URLs they script).
     """
 
     def __init__(
@@ -297,7 +303,9 @@ class RoutingTransport:
         *,
         loopback: bool = True,
         real_timeout_cap_ms: int | None = None,
+        force_virtual: Callable[[str], bool] | None = None,
     ) -> None:
+        self.force_virtual = force_virtual
         self.real = real
         self.virtual = virtual
         self.allow = [_normalise_pattern(p) for p in allow]
@@ -306,6 +314,8 @@ class RoutingTransport:
 
     def is_real(self, url: str) -> bool:
         """Whether ``url`` would be sent over a real socket."""
+        if self.force_virtual is not None and self.force_virtual(url):
+            return False
         try:
             parts = urlsplit(url)
             host = parts.hostname

@@ -1,6 +1,7 @@
 """The delivery engine: one event heap for attempts, retries, cron fires and queue releases.
 
-Every future happening is an entry ``(due_ms, seq, event)`` in one heap, so the cost per event is
+Every future happening (attempts, retries, cron fires, scenario timeline steps via :meth:`Engine.at`) is an
+entry ``(due_ms, seq, event)`` in one heap, so the cost per event is
 O(log n). ``advance(dt)`` moves the virtual clock to each due instant in order and runs what is due there
 to completion (real HTTP deliveries included: virtual time never moves during one), then stops at the
 target. A runner task (``start()``) runs work due *now* promptly, so a plain publish is delivered without
@@ -48,7 +49,7 @@ __all__ = ["DEFAULT_TIMEOUT_MS", "Engine", "next_cron_ms"]
 
 log = logging.getLogger("qstash_sim.engine")
 
-_ATTEMPT, _COMPLETE, _FIRE = 0, 1, 2
+_ATTEMPT, _COMPLETE, _FIRE, _CALL = 0, 1, 2, 3
 
 
 @dataclass(slots=True)
@@ -58,6 +59,8 @@ class _Event:
     schedule: Schedule | None = None
     generation: int = 0
     outcome: Outcome | None = None  # for _COMPLETE: the answer that arrives later on the virtual clock
+    call: Callable[[], None] | None = None  # for _CALL: what to run (see Engine.at)
+    alive: Callable[[], bool] | None = None  # for _CALL: False once the caller no longer wants it run
 
 
 def _split_cron(cron: str) -> tuple[ZoneInfo | None, str]:
@@ -230,6 +233,15 @@ class Engine:
         self._push(due, _Event(_FIRE, schedule=schedule, generation=schedule.generation))
         self._poke()
 
+    def at(self, due_ms: int, callback: Callable[[], None], *, alive: Callable[[], bool] | None = None) -> None:
+        """Run ``callback()`` when the clock reaches ``due_ms``, in ``(due_ms, seq)`` order with every other event.
+
+        O(log n). A ``due_ms`` in the past runs on the next drain. ``alive()`` (checked when popped, and by
+        :attr:`pending_events`) returning ``False`` makes the event a no-op, e.g. for an unloaded scenario's
+        timeline step. ``reset()`` drops it like every other event. The callback must not raise.
+        """
+        self._push(due_ms, _Event(_CALL, call=callback, alive=alive))
+
     def schedule_deleted(self, schedule: Schedule) -> None:
         """Stop firing ``schedule`` (its pending fire becomes stale)."""
         schedule.generation += 1
@@ -340,6 +352,8 @@ class Engine:
         self._armed[(msg.account, msg.message_id)] = seq
 
     def _is_live(self, seq: int, ev: _Event) -> bool:
+        if ev.kind == _CALL:
+            return ev.alive is None or ev.alive()
         if ev.kind == _FIRE:
             sch = ev.schedule
             assert sch is not None
@@ -436,6 +450,9 @@ class Engine:
                 assert ev.msg is not None and ev.outcome is not None
                 self._armed.pop((ev.msg.account, ev.msg.message_id), None)
                 self._apply(ev.msg, ev.outcome)
+            elif ev.kind == _CALL:
+                assert ev.call is not None
+                ev.call()
             else:
                 self._fire(ev)
         if pending:

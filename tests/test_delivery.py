@@ -278,3 +278,15 @@ async def test_virtual_transport_script_and_timeout() -> None:
     out = await vt.send(_req("https://example.com/"), 1000)
     assert out.error == "connection refused" and out.virtual
     assert len(vt.requests) == 3
+
+
+async def test_routing_force_virtual_sends_even_loopback_urls_to_the_virtual_destination() -> None:
+    from simulator.delivery import RealTransport, RoutingTransport, VirtualTransport
+
+    vt = VirtualTransport()
+    routing = RoutingTransport(RealTransport(), vt, force_virtual=lambda url: url.endswith("/scripted"))
+    assert routing.is_real("http://127.0.0.1:9/other")
+    assert not routing.is_real("http://127.0.0.1:9/scripted")
+    out = await routing.send(OutboundRequest("http://127.0.0.1:9/scripted", "POST", {}, b""), 1000)
+    assert out.virtual and out.status == 200 and len(vt.requests) == 1
+    await routing.close()

@@ -593,3 +593,20 @@ async def test_schedule_deleted(h: Harness) -> None:
     assert sch.next_schedule_time is None
     await h.engine.advance("5m")
     assert h.fires == [] and h.engine.pending_events == 0
+
+
+async def test_at_runs_callbacks_in_heap_order_skips_dead_ones_and_reset_drops_them(h: Harness) -> None:
+    ran: list[tuple[str, int]] = []
+    alive = {"b": True}
+    h.engine.at(T0 + 2 * M, lambda: ran.append(("late", h.now)))
+    h.engine.at(T0 + M, lambda: ran.append(("a", h.now)))
+    h.engine.at(T0 + M, lambda: ran.append(("b", h.now)), alive=lambda: alive["b"])
+    h.engine.at(T0 + M, lambda: ran.append(("c", h.now)))  # same instant: sequence order
+    assert h.engine.pending_events == 4
+    alive["b"] = False
+    assert h.engine.pending_events == 3
+    await h.engine.advance("90s")
+    assert ran == [("a", T0 + M), ("c", T0 + M)]
+    h.engine.reset()
+    await h.engine.advance("1h")
+    assert ran == [("a", T0 + M), ("c", T0 + M)]

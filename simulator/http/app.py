@@ -8,6 +8,7 @@ Every error is rendered here, once, as QStash's ``{"error": "..."}`` (x402 bodie
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ from ..state import DEFAULT_ACCOUNT
 log = logging.getLogger("qstash_sim.http")
 
 DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_READ_TIMEOUT = 30.0
 _JSON = "application/json"
 
 
@@ -129,6 +131,10 @@ AfterHook = Callable[[Ctx, Reply], None]
 class Dispatcher:
     """Matches, validates, calls the handler, bills, journals and renders."""
 
+    # Seconds a request body may take to arrive once its headers are in (a slow client gets 408 after
+    # that, instead of holding a connection and a buffer for ever); set it on the instance to change it.
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+
     def __init__(self, sim: Simulator, contract: Contract, *, max_body: int, strict: bool) -> None:
         self.sim = sim
         self.contract = contract
@@ -143,6 +149,8 @@ class Dispatcher:
                 self.prices[op_id] = (Decimal(str(billing["price"])), str(billing.get("per", "call")))
         # Hooks the scenario and payment layers install: before the handler (may answer instead of
         # it) and after a successful handler (e.g. to settle a payment).
+        # ``resolvers`` run first and only refine ``ctx.caller``; then ``before`` hooks, in order.
+        self.resolvers: list[InboundHook] = []
         self.before: list[InboundHook] = []
         self.after: list[AfterHook] = []
 
@@ -180,7 +188,20 @@ class Dispatcher:
     async def _handle(self, request: web.Request, entry: JournalEntry) -> web.StreamResponse:
         op, params = self.contract.match(request.method, request.raw_path)
         entry.operation = op.operation_id
-        body = await _read_body(request, self.max_body)
+        content = request.content
+        if content.is_eof():  # the whole body arrived with the headers: take it, no timer needed
+            body = content.read_nowait()
+            if len(body) > self.max_body:
+                raise PayloadTooLarge(f"body: {len(body)} bytes is over the limit of {self.max_body} bytes")
+        else:
+            try:
+                async with asyncio.timeout(self.read_timeout):
+                    body = await _read_body(request, self.max_body)
+            except TimeoutError:
+                raise ApiError(
+                    f"body: not received within {self.read_timeout:g} s (the server's read timeout); "
+                    "send the whole body promptly", status=408, headers={"Connection": "close"},
+                ) from None
         validated = op.validate_request(
             request.headers, request.query, params, body, request.headers.get("Content-Type")
         )
@@ -199,6 +220,8 @@ class Dispatcher:
                 entry.warnings.append(text)
                 self.sim.world.journal.warn(self.sim.world.now, text, account=caller.account, request_id=entry.request_id)
         ctx = Ctx(self.sim, request, op, validated.path_params, body, validated.json, caller, entry)
+        for resolve in self.resolvers:
+            await resolve(ctx)
         for hook in self.before:
             early = await hook(ctx)
             if early is not None:
@@ -227,7 +250,8 @@ def build_app(
     strict: bool | None = None,
 ) -> web.Application:
     """The aiohttp application serving ``sim``. The contract is compiled once, here."""
-    from . import control, gateway  # noqa: F401 - importing registers the handlers
+    from . import control, gateway, paywall, sapiom_api  # noqa: F401 - importing registers the handlers
+    from . import faults, scenario_api  # noqa: F401 - scenario_api registers the /_sim/scenarios handlers
 
     contract = contract or Contract.load()
     dispatcher = Dispatcher(sim, contract, max_body=max_body, strict=sim.strict if strict is None else strict)
@@ -235,6 +259,8 @@ def build_app(
     app = web.Application(client_max_size=max_body + 1)
     app[APP_SIM] = sim
     app[APP_DISPATCHER] = dispatcher
+    paywall.install(app, dispatcher)  # caller from X-Sapiom-Transaction-Id; x402/transaction payment modes
+    faults.install(app, dispatcher)  # scenario faults: first before-hook (ahead of payments) + middleware
     app.router.add_route("*", "/{tail:.*}", dispatcher.__call__)
 
     async def _start(_: web.Application) -> None:
