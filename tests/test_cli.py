@@ -1,0 +1,72 @@
+"""The ``qstash-sim`` command: help, start-up banner, one log line per request, clean stop, clear errors."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+
+from conftest import Client
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "simulator", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_help_explains_every_serve_option() -> None:
+    r = _run("serve", "--help")
+    assert r.returncode == 0
+    for option in ("--host", "--port", "--seed", "--clock", "--deliver-to", "--payment", "--payment-variant",
+                   "--api-key", "--scenario", "--strict", "--max-body", "--log-level"):
+        assert option in r.stdout, option
+    assert "127.0.0.1" in r.stdout  # the safe default is stated
+    top = _run("--help")
+    assert top.returncode == 0 and "serve" in top.stdout and "check" in top.stdout
+
+
+def test_bad_option_values_are_usage_errors_without_traceback() -> None:
+    for args, needle in (
+        (("serve", "--port", "99999"), "expected a port"),
+        (("serve", "--seed", "-3"), "expected an integer"),
+        (("serve", "--max-body", "lots"), "expected a size"),
+        (("serve", "--clock", "sundial"), "invalid choice"),
+    ):
+        r = _run(*args)
+        assert r.returncode == 2, args
+        assert needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_serve_prints_url_logs_requests_and_stops_cleanly_on_sigterm() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "serve", "--port", "0", "--clock", "virtual"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        banner = proc.stdout.readline()
+        assert "running at http://127.0.0.1:" in banner
+        port = int(banner.split("http://127.0.0.1:")[1].split()[0])
+        c = Client("127.0.0.1", port)
+        assert c.post("/v1/qstash/publish/https://example.com/x", body=b"{}").status == 200
+        c.close()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
+    assert "stopping" in out
+    assert "POST /v1/qstash/publish/https://example.com/x -> 200" in err
+    assert "Traceback" not in err
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = _run("serve", "--port", str(port))
+    assert r.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr
