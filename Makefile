@@ -12,6 +12,8 @@ help:
 	@echo "make serve   run the simulator on http://$(HOST):$(PORT) (ARGS='--clock virtual --seed 7' for more)"
 	@echo "make test    install everything into $(VENV) and run the whole test suite"
 	@echo "make bench   run the benchmarks and rewrite BENCHMARKS.md"
+	@echo "make fuzz    contract fuzzing with schemathesis (>= 1,000 cases per seed, zero failures)"
+	@echo "make soak    the full nothing-lost load test (10,000 messages from 50 clients)"
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +37,14 @@ test: venv e2e-deps
 
 bench: venv
 	$(PY) -m benchmarks $(ARGS)
+
+# >= 1,000 schemathesis cases per seed over 3 seeds, every check on, no failure tolerated.
+fuzz: venv
+	QSTASH_SIM_FUZZ=full $(PY) -m pytest -q tests/test_fuzz.py $(ARGS)
+
+# The full nothing-lost load: 10,000 messages, 50 clients, 20 queues, a flaky loopback destination.
+soak: venv
+	QSTASH_SIM_SOAK=full $(PY) -m pytest -q tests/test_nothing_lost.py tests/test_hostile.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) tests/e2e/node_modules build dist *.egg-info

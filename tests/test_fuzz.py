@@ -1,0 +1,150 @@
+"""Contract fuzzing: schemathesis generates requests for every operation of openapi.yaml and checks each
+answer of a running ``qstash-sim serve`` with all its checks (no 5xx, status codes and content types
+documented, response schemas conform, schema-valid requests accepted, invalid ones rejected, auth...).
+
+The default run is short and seeded (``--max-examples 5 --seed 1``, a few seconds); ``make fuzz`` sets
+``QSTASH_SIM_FUZZ=full`` for >= 1,000 cases per run over several seeds, and tolerates no failure at all.
+The short run tolerates the failures listed in ``KNOWN`` (each one is a finding with its owner and fix)
+and fails on any other. ``POST /_sim/clock/advance`` is left out: a schema-valid ``{"by": 31535999999}``
+(1,000 years) with a per-minute schedule keeps the loop busy for hours (see ``KNOWN_EXCLUDED``).
+
+Loopback only: the server binds 127.0.0.1 and destinations outside loopback are virtual.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FULL = os.environ.get("QSTASH_SIM_FUZZ", "").lower() in ("1", "full", "yes")
+SEEDS = (1, 2, 3) if FULL else (1,)
+MAX_EXAMPLES = 30 if FULL else 5
+MIN_CASES = 1000 if FULL else 300  # per seed
+API_KEY = "fuzz-key"
+
+KNOWN_EXCLUDED = {
+    "simClockAdvance": "unbounded work: advancing 1,000 virtual years fires a per-minute schedule ~5e8 times "
+    "on the event loop (engine: cap events per advance, answer 400 beyond it)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """A failure already reported: where (operation regex), which check, what the answer says, and why."""
+
+    operation: str
+    code: str
+    answer: str  # regex on the answer's text ("" = any)
+    why: str
+
+
+KNOWN = (
+    Known(r".*", r"ST202|ST105", r"Got more than 8190 bytes",
+          "openapi.yaml: X-PAYMENT / PAYMENT-SIGNATURE have no maxLength, so schema-valid values exceed aiohttp's "
+          "8190-byte header limit, whose 400 is text/plain (give them maxLength 8000; render parser errors as JSON)"),
+    Known(r"POST /_sim/reset", r"ST101|ST103", r"internal error: TypeError",
+          "core/control: reset with now=1768.0 (a JSON Schema integer) raises TypeError -> 500 (int() it)"),
+    Known(r"DELETE /_sim/scenarios/\{scenarioName\}|GET /v1/transactions/\{transactionId\}", r"ST103", r"",
+          "openapi.yaml: 400 (path or header validation) is answered but not documented for this operation"),
+    Known(r"POST /v1/transactions.*|POST /_sim/scenarios|POST /_sim/payment", r"ST202", r"",
+          "the handler validates more than openapi.yaml says (required fields, decimal strings, x402Version, "
+          "scenario document shape, policy keys): move those constraints into the schemas"),
+    Known(r"[A-Z]+ /v1/transactions/.*", r"ST105", r"404: Not Found",
+          "a transaction id with unusual percent-escapes gets aiohttp's own text/plain 404, not the JSON error "
+          "(the request never reaches the dispatcher)"),
+)
+
+
+def _cases(output: str) -> list[tuple[str, set[str], str]]:
+    """(operation, check codes, text) for each failing test case in schemathesis' report."""
+    out = []
+    for section in re.split(r"\n(?=_{3,} [A-Z]+ /)", output):
+        m = re.match(r"_{3,} ([A-Z]+ \S+) _{3,}", section)
+        if m is None:
+            continue
+        for case in re.split(r"\n(?=\d+\. Test Case ID)", section)[1:]:
+            out.append((m.group(1), set(re.findall(r"- (ST\d+) ", case)) or {"error"}, case))
+    return out
+
+
+def _known(operation: str, codes: set[str], text: str) -> Known | None:
+    for k in KNOWN:
+        if re.fullmatch(k.operation, operation) and all(re.fullmatch(k.code, c) for c in codes) and re.search(k.answer, text):
+            return k
+    return None
+
+
+def _env() -> dict[str, str]:
+    """Our environment without pytest's markers: with PYTEST_VERSION set, schemathesis' run is ~10x slower."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k != "SCHEMATHESIS_HOOKS"}
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    """A ``qstash-sim serve`` subprocess on 127.0.0.1 (virtual clock; /v1/transactions needs ``fuzz-key``)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "serve", "--port", "0", "--clock", "virtual", "--seed", "1",
+         "--log-level", "error", "--api-key", API_KEY],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the server prints its address once bound
+    m = re.search(r"running at (http://127\.0\.0\.1:\d+)", line)
+    if m is None:
+        proc.kill()
+        pytest.fail(f"the server did not start: {line!r}")
+    # Keep draining its output, so that a chatty server never blocks on a full pipe.
+    drain = threading.Thread(target=proc.stdout.read, daemon=True)
+    drain.start()
+    yield m.group(1)
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    drain.join(10)
+    proc.stdout.close()
+
+
+@pytest.mark.skipif(shutil.which("schemathesis") is None and not (Path(sys.executable).parent / "schemathesis").exists(),
+                    reason="schemathesis is not installed (pip install -e '.[test]')")
+@pytest.mark.parametrize("seed", SEEDS)
+def test_every_operation_answers_as_documented(base_url: str, seed: int, tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "schemathesis"
+    argv = [
+        str(exe) if exe.exists() else "schemathesis", "run", str(ROOT / "openapi.yaml"), "--url", base_url,
+        "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--seed", str(seed), "--workers", "1",
+        "--request-timeout", "10", "--no-color", "--generation-database", "none",
+        "--header", f"x-api-key: {API_KEY}",
+        *(arg for op in KNOWN_EXCLUDED for arg in ("--exclude-operation-id", op)),
+    ]
+    with tempfile.TemporaryFile("w+") as log:
+        done = subprocess.run(argv, check=False, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+                              timeout=900 if FULL else 180, env=_env())
+        log.seek(0)
+        output = log.read()
+    generated = re.search(r"^ *(\d+) generated", output, re.MULTILINE)  # anchored: the output has 8 KB runs of digits
+    assert generated is not None, output[-3000:]
+    assert int(generated.group(1)) >= MIN_CASES, f"only {generated.group(1)} cases generated"
+    assert "Network Error" not in output, "a request timed out or the connection failed:\n" + output[-3000:]
+    failures = _cases(output)
+    if FULL:
+        assert not failures, "\n\n".join(text[:1500] for _, _, text in failures)
+        assert done.returncode == 0, output[-3000:]
+        return
+    unknown = [(op, codes, text) for op, codes, text in failures if _known(op, codes, text) is None]
+    assert not unknown, "new contract failures:\n\n" + "\n\n".join(f"{op} {sorted(codes)}\n{text[:1500]}" for op, codes, text in unknown)
+    if done.returncode != 0:
+        assert failures, "schemathesis failed without a failing case:\n" + output[-3000:]
