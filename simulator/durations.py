@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import timedelta
+import functools
 from fractions import Fraction
 
 __all__ = ["parse_duration", "to_ms"]
@@ -59,6 +60,13 @@ def parse_duration(text: str) -> int:
     """
     if not isinstance(text, str):
         raise TypeError(f"duration must be a str, got {type(text).__name__}")
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str) -> int:
+    # Cached: clients send the same few values (``10s``, ``30s``) on every request, and exact
+    # Fraction arithmetic is the costly part of a publish otherwise.
     s = text.strip()
     if not s:
         raise ValueError(f"invalid duration {text!r}: empty; {_EXPECTED}")

@@ -94,7 +94,14 @@ class ServerThread:
             return
         self._ready.set()
         self.loop.run_forever()
+        # Cancel what is still pending (e.g. a delivery in flight) so nothing is destroyed while pending.
+        pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.run_until_complete(self.loop.shutdown_default_executor())
         self.loop.close()
 
     def call(self, fn: Callable[[], Awaitable[T]] | Awaitable[T], timeout: float | None = 60) -> T:

@@ -93,6 +93,9 @@ def check_name(value: str, where: str) -> str:
     """A queue or schedule name: ``[A-Za-z0-9._-]``, 1-128 characters."""
     if not value or len(value) > 128 or not _NAME_RE.match(value):
         raise BadRequest(f"{where}: must match ^[A-Za-z0-9._-]+$ (1-128 characters), got {value!r}")
+    if value in (".", ".."):
+        # clients normalise /queues/.. away: such a queue could never be addressed again
+        raise BadRequest(f"{where}: '.' and '..' are not allowed as names")
     return value
 
 
@@ -110,9 +113,13 @@ def _duration(value: str, where: str) -> int:
         raise BadRequest(f"{where}: expected a duration such as 50s, 10m or 1d10h30m, got {value!r} ({exc})") from None
 
 
-def _check_header_value(name: str, value: str, where: str) -> None:
+def _check_header_value(loc: str, value: str) -> None:
     if "\r" in value or "\n" in value or "\x00" in value:
-        raise BadRequest(f"{where}/{name}: header values must not contain CR, LF or NUL")
+        raise BadRequest(f"{loc}: header values must not contain CR, LF or NUL")
+    try:
+        value.encode("utf-8")  # the HTTP parser keeps undecodable bytes as lone surrogates
+    except UnicodeEncodeError:
+        raise BadRequest(f"{loc}: header value is not valid UTF-8") from None
 
 
 def parse_settings(
@@ -136,12 +143,13 @@ def parse_settings(
         if not isinstance(value, str):
             raise BadRequest(f"{loc}: expected a string value, got {type(value).__name__}")
         if name == "content-type":
+            _check_header_value(loc, value)
             s.content_type = value
         elif name.startswith("upstash-forward-"):
             fwd = raw_name[len("upstash-forward-"):]
             if not fwd or not _TOKEN_RE.match(fwd):
                 raise BadRequest(f"{loc}: {fwd!r} is not a valid header name")
-            _check_header_value(raw_name, value, where)
+            _check_header_value(loc, value)
             s.headers[fwd] = value
         elif name == "upstash-method":
             if value.upper() not in METHODS:
@@ -183,7 +191,7 @@ def parse_settings(
     if forward_all:
         for raw_name, value in extra:
             if raw_name.lower() not in _NOT_FORWARDED:
-                _check_header_value(raw_name, value, where)
+                _check_header_value(f"{where} {raw_name}" if where == "header" else f"{where}/{raw_name}", value)
                 s.headers.setdefault(raw_name, value)
     return s
 

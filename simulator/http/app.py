@@ -83,11 +83,12 @@ def handles(operation_id: str) -> Callable[[Handler], Handler]:
     return deco
 
 
+_encode = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: json.dumps(...) builds one per call
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """A JSON response with a compact body."""
-    return web.Response(
-        body=json.dumps(body, separators=(",", ":")).encode(), status=status, headers=headers, content_type=_JSON
-    )
+    return web.Response(body=_encode(body).encode(), status=status, headers=headers, content_type=_JSON)
 
 
 def error_response(exc: ApiError) -> web.Response:

@@ -40,7 +40,9 @@ async def health(ctx: Ctx) -> Reply:
 async def reset(ctx: Ctx) -> Reply:
     """POST /_sim/reset {"seed"?: int, "now"?: ms}"""
     body = ctx.json or {}
-    ctx.sim.reset(seed=body.get("seed"), now_ms=body.get("now"))
+    seed, now = body.get("seed"), body.get("now")
+    # JSON Schema's integer admits 1768.0: normalise (a float seed would also change every id)
+    ctx.sim.reset(seed=None if seed is None else int(seed), now_ms=None if now is None else int(now))
     return Reply({"ok": True, "seed": ctx.sim.seed})
 
 
