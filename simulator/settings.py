@@ -37,6 +37,7 @@ _SCHEME_ERROR = "invalid destination url: endpoint has invalid scheme, add http:
 _SCHEME_RE = re.compile(r"^https?://", re.IGNORECASE)
 _TRAVERSAL_RE = re.compile(r"%2e%2e|%2e\.|\.%2e|%5c|\\", re.IGNORECASE)
 _NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+_CONTROL_RE = re.compile(r"[\x00-\x20\x7f]")
 _TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 header field name
 
 
@@ -72,7 +73,7 @@ def parse_destination(raw: str, where: str = "path destination") -> str:
             dest = decoded
         else:
             raise BadRequest(_SCHEME_ERROR)
-    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in dest):
+    if _CONTROL_RE.search(dest):
         raise BadRequest(f"{where}: invalid destination url: control characters or spaces are not allowed")
     parts = urlsplit(dest)
     if not parts.hostname:
