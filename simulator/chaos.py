@@ -7,14 +7,16 @@ answers); this module connects it to the simulator:
   ``x-fault-statuses`` (the HTTP layer asks it about each gateway call, see :mod:`simulator.http.faults`);
 * scripted destinations answer through the virtual transport, and the URLs they script go there even when
   they are loopback (``RoutingTransport.force_virtual``), so they are recorded in the inbox like any virtual
-  delivery;
+  delivery; a script with a ``probability`` does not force its URLs virtual: each attempt that would go real
+  asks it once (``RoutingTransport.divert``), a hit is answered virtually, a miss goes real;
 * timeline steps are events on the engine's one heap (:meth:`Engine.at`): each is journalled as a
   ``scenario`` entry, and pause/resume/rotate are carried out the way the control API does them;
 * reset: scenarios loaded at run time are unloaded; those loaded with ``keep=True`` (``serve --scenario``)
   are loaded again, counters at zero, their times counting from the reset instant.
 
 Determinism: the same seed, scenario and requests give the same journal, byte for byte: probabilistic rules
-draw from ``world.faults``; timeline steps due at load time run during the load, in file order.
+and destinations draw from ``world.faults`` (a destination draws once per attempt, in attempt order);
+timeline steps due at load time run during the load, in file order.
 """
 
 from __future__ import annotations
@@ -71,8 +73,11 @@ class Chaos:
         self._installed: Callable[[OutboundRequest], Outcome | None] | None = None
         sim.on_reset(self._after_reset)
         transport = sim.transport
-        if isinstance(transport, RoutingTransport) and transport.force_virtual is None:
-            transport.force_virtual = self._scripted
+        if isinstance(transport, RoutingTransport):
+            if transport.force_virtual is None:
+                transport.force_virtual = self._scripted
+            if transport.divert is None:
+                transport.divert = self._divert
 
     # ------------------------------------------------------------------ contract
 
@@ -159,6 +164,11 @@ class Chaos:
 
     def _scripted(self, url: str) -> bool:
         return len(self.scenarios) > 0 and self.scenarios.scripted(url, self.sim.clock.now_ms())
+
+    def _divert(self, req: OutboundRequest) -> Outcome | None:
+        """For an attempt about to go real: a probabilistic script's answer (a hit), else ``None`` (go real).
+        The same single :meth:`ScenarioSet.destination_response` call a virtual attempt gets."""
+        return self._responder(req) if len(self.scenarios) > 0 else None
 
     # ------------------------------------------------------------------ timeline
 

@@ -35,6 +35,22 @@ def _size(text: str) -> int:
     raise argparse.ArgumentTypeError(f"expected a size such as 1048576, 512KiB or 1MiB, got {text!r}")
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, such as 30 or 0.5, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
 def _seed(text: str) -> int:
     if not text.isdigit() or int(text) > 2**32 - 1:
         raise argparse.ArgumentTypeError(f"expected an integer from 0 to 4294967295, got {text!r}")
@@ -118,6 +134,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--strict", action="store_true", help="answer 400 to unknown Upstash-* headers instead of a warning")
     serve.add_argument("--max-body", type=_size, default=1024 * 1024, metavar="SIZE", help="largest request body (default: 1MiB)")
     serve.add_argument(
+        "--max-header-size", type=_size, default=8190, metavar="SIZE",
+        help="largest request line, and largest header field, in bytes; more answers 400 (default: 8190; "
+        "at most 128 header fields)",
+    )
+    serve.add_argument(
+        "--read-timeout", type=_seconds, default=30.0, metavar="SECONDS",
+        help="seconds a request head, then its body, may take to arrive; a slower client gets 408 and is "
+        "disconnected (default: 30)",
+    )
+    serve.add_argument(
+        "--max-advance-events", type=_count, default=500_000, metavar="N",
+        help="most events one POST /_sim/clock/advance runs before it stops with 400 (default: 500000; "
+        "one advance also spans at most 400 days)",
+    )
+    serve.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log verbosity (default: info)"
     )
     check = sub.add_parser(
@@ -148,7 +179,8 @@ async def _serve(args: argparse.Namespace) -> int:
     for scenario in scenarios:
         sim.chaos.add(scenario, keep=True)
     configure_payments(sim, mode=args.payment, variant=args.payment_variant, api_keys=args.api_key)
-    app = build_app(sim, max_body=args.max_body)
+    sim.engine.max_advance_events = args.max_advance_events
+    app = build_app(sim, max_body=args.max_body, read_timeout=args.read_timeout, max_header_size=args.max_header_size)
     try:
         runner, port = await start_site(app, args.host, args.port)
     except OSError as exc:

@@ -16,7 +16,14 @@ Routing (``match``):
 * A parameter with ``x-greedy: true`` (on the parameter or its schema) takes the rest of the raw path,
   ``//``, further ``/`` and the query string included, and is *not* percent-decoded: decoding an encoded
   destination (``https%3A%2F%2F...``) is the handler's job. Other path parameters match one segment and
-  are percent-decoded.
+  are percent-decoded. When a path fits both a single-segment template and a greedy one
+  (``/schedules/scd_1``: ``{scheduleId}`` and ``{destination}``), the greedy one takes it only if its value
+  fits the parameter's documented ``pattern`` (an URL); otherwise the answer is the other path's 405.
+
+A schema marked ``x-checked-by: handler`` documents what the handler accepts (for clients and fuzzers)
+and is enforced by the handler, with better messages and in its order (credentials before the body): the
+destination URL (it may arrive percent-encoded; QStash's own messages), a cron expression, the x402 object
+of a reauthorize, a payment policy. The contract enforces only its ``type``.
 
 Errors are :class:`~simulator.errors.BadRequest` with the part and JSON pointer named, e.g.
 ``header Upstash-Retries: expected integer between 0 and 5, got "abc"`` or
@@ -198,6 +205,7 @@ class Operation:
     _required_headers: tuple[str, ...] = ()
     _group_names: tuple[tuple[str, str, bool], ...] = ()  # (regex group, param name, decode?)
     _only_json: _Media | None = None
+    _greedy_doc: re.Pattern[str] | None = None  # the greedy parameter's documented pattern, for ambiguous paths
     _any_json: bool = False
 
     def path_values(self, m: re.Match[str]) -> dict[str, str]:
@@ -347,7 +355,7 @@ class _Compiler:
         return hit[1]
 
     def _compile(self, raw: Any, where: str) -> CompiledSchema:
-        s = inline_refs(self.spec, raw if isinstance(raw, (dict, bool)) else {})
+        s = _handler_checked(inline_refs(self.spec, raw if isinstance(raw, (dict, bool)) else {}))
         if self.check:
             try:
                 Draft202012Validator.check_schema(s)
@@ -410,9 +418,40 @@ class _Compiler:
             header_prefixes=tuple(p.lower() for p in [*prefixes, *op.get("x-header-prefixes", ())]),
             _required_headers=tuple(p.name for (_, loc), p in params.items() if loc == "header" and p.required),
             _group_names=groups,
+            _greedy_doc=next((_first_pattern(inline_refs(self.spec, deref(self.spec, raw).get("schema", {})))
+                              for raw in [*item.get("parameters", ()), *op.get("parameters", ())]
+                              if (r := deref(self.spec, raw)).get("in") == "path" and r.get("x-greedy")), None),
             _only_json=medias[0] if len(medias) == 1 and medias[0].is_json else None,
             _any_json=any(m.is_json for m in medias),
         )
+
+
+def _first_pattern(node: Any) -> re.Pattern[str] | None:
+    """The first ``pattern`` in a (ref-inlined) schema, compiled; None if it has none."""
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            return re.compile(node["pattern"])
+        for v in node.values():
+            found = _first_pattern(v)
+            if found is not None:
+                return found
+    if isinstance(node, list):
+        for v in node:
+            found = _first_pattern(v)
+            if found is not None:
+                return found
+    return None
+
+
+def _handler_checked(node: Any) -> Any:
+    """``node`` with each ``x-checked-by: handler`` schema reduced to its ``type`` (the handler checks the rest)."""
+    if isinstance(node, list):
+        return [_handler_checked(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("x-checked-by") == "handler":
+        return {"type": node["type"]} if "type" in node else {}
+    return {k: _handler_checked(v) for k, v in node.items()}
 
 
 _PARAM_RE = re.compile(r"\{([^{}]+)\}")
@@ -586,10 +625,16 @@ class Contract:
                 bucket = self._buckets.get(path[: slashes[depth - 1] + 1])
                 if bucket is None:
                     continue
-                for op in bucket:
-                    m = op.path_regex.fullmatch(raw_path if op.greedy else path)
-                    if m is None:
-                        continue
+                matches = [(op, m) for op in bucket
+                           if (m := op.path_regex.fullmatch(raw_path if op.greedy else path)) is not None]
+                if (len(matches) > 1 and len({op.greedy for op, _ in matches}) == 2
+                        and all(op._greedy_doc is not None for op, _ in matches if op.greedy)):
+                    # Ambiguous: /schedules/scd_1 fits {scheduleId} and the greedy {destination}. The path is
+                    # the greedy template's if its value fits the documented pattern (an URL), else the other's.
+                    fits = any(any(op._greedy_doc.search(v) for v in op.path_values(m).values())  # type: ignore[union-attr]
+                               for op, m in matches if op.greedy)
+                    matches = [(op, m) for op, m in matches if op.greedy == fits]
+                for op, m in matches:
                     if op.method == method:
                         return op, op.path_values(m)
                     allowed.add(op.method)

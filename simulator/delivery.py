@@ -41,6 +41,7 @@ __all__ = [
     "Transport",
     "VirtualTransport",
     "is_loopback_host",
+    "scripted_answer",
 ]
 
 MAX_RESPONSE_BODY = 1024 * 1024  # 1 MiB of a destination's answer is kept (DLQ/callbacks show it)
@@ -138,33 +139,42 @@ class VirtualTransport:
 
     async def send(self, req: OutboundRequest, timeout_ms: int) -> Outcome:
         """Answer ``req`` from the script (or 200 ``{}``), with ``virtual=True``."""
+        self.record(req)
+        scripted = self.responder(req) if self.responder is not None else None
+        if scripted is None:
+            return Outcome(status=200, headers={"Content-Type": ["application/json"]}, body=b"{}", virtual=True)
+        return scripted_answer(scripted, timeout_ms)
+
+    def record(self, req: OutboundRequest) -> None:
+        """Keep ``req`` in ``requests`` (bounded by ``keep``), as :meth:`send` does."""
         if self._keep:
             self.requests.append(req)
             if len(self.requests) > self._keep:
                 del self.requests[: len(self.requests) - self._keep]
-        scripted = self.responder(req) if self.responder is not None else None
-        if scripted is None:
-            return Outcome(status=200, headers={"Content-Type": ["application/json"]}, body=b"{}", virtual=True)
-        if scripted.duration_ms > timeout_ms:
-            return Outcome(
-                status=None, error=f"timeout after {timeout_ms}ms", duration_ms=timeout_ms, virtual=True,
-                rule=scripted.rule,
-            )
-        # Return a copy marked virtual, so a responder may reuse one Outcome object for many requests.
-        return Outcome(
-            status=scripted.status,
-            headers={k: list(v) for k, v in scripted.headers.items()},
-            body=scripted.body,
-            error=scripted.error,
-            duration_ms=max(0, scripted.duration_ms),
-            virtual=True,
-            rule=scripted.rule,
-        )
 
     def clear(self) -> None:
         """Forget recorded requests and the script."""
         self.requests.clear()
         self.responder = None
+
+
+def scripted_answer(scripted: Outcome, timeout_ms: int) -> Outcome:
+    """What the virtual destination answers for a scripted ``Outcome``: a copy marked virtual (so a responder
+    may reuse one object for many requests), or a timeout at ``timeout_ms`` if it takes longer than that."""
+    if scripted.duration_ms > timeout_ms:
+        return Outcome(
+            status=None, error=f"timeout after {timeout_ms}ms", duration_ms=timeout_ms, virtual=True,
+            rule=scripted.rule,
+        )
+    return Outcome(
+        status=scripted.status,
+        headers={k: list(v) for k, v in scripted.headers.items()},
+        body=scripted.body,
+        error=scripted.error,
+        duration_ms=max(0, scripted.duration_ms),
+        virtual=True,
+        rule=scripted.rule,
+    )
 
 
 class RealTransport:
@@ -292,7 +302,13 @@ class RoutingTransport:
     scheme's default), e.g. ``*.example.com`` or ``api.example.com:8443``. ``loopback=False`` sends even
     loopback hosts to the virtual destination. ``real_timeout_cap_ms`` (optional) caps the real wait on
     top of the real transport's own cap. ``force_virtual(url)`` returning ``True`` sends that URL to the
-    virtual destination whatever its host (fault scenarios use it for the URLs they script).
+    virtual destination whatever its host (fault scenarios use it for the URLs they script every time).
+
+    ``divert(req)`` is asked once for each request that would go real, just before it goes: an ``Outcome``
+    answers that request from the virtual destination instead (recorded there, a ``duration_ms`` longer than
+    the timeout becomes a timeout), ``None`` lets it go real. Fault scenarios use it for scripts that answer
+    only some deliveries (``probability``): the draw and the routing are then one decision per attempt,
+    taken synchronously at the start of :meth:`send`, so attempts started in order draw in order.
     """
 
     def __init__(
@@ -304,8 +320,10 @@ class RoutingTransport:
         loopback: bool = True,
         real_timeout_cap_ms: int | None = None,
         force_virtual: Callable[[str], bool] | None = None,
+        divert: Callable[[OutboundRequest], Outcome | None] | None = None,
     ) -> None:
         self.force_virtual = force_virtual
+        self.divert = divert
         self.real = real
         self.virtual = virtual
         self.allow = [_normalise_pattern(p) for p in allow]
@@ -333,10 +351,17 @@ class RoutingTransport:
         return any(fnmatch.fnmatchcase(c, p) for p in self.allow for c in candidates)
 
     async def send(self, req: OutboundRequest, timeout_ms: int) -> Outcome:
-        """Send ``req`` through the real transport if :meth:`is_real`, else through the virtual one."""
+        """Send ``req`` through the real transport if :meth:`is_real` (and ``divert`` lets it), else through
+        the virtual one."""
         if self.is_real(req.url):
-            cap = self.real_timeout_cap_ms
-            return await self.real.send(req, timeout_ms if cap is None else min(timeout_ms, cap))
+            diverted = self.divert(req) if self.divert is not None else None
+            if diverted is None:
+                cap = self.real_timeout_cap_ms
+                return await self.real.send(req, timeout_ms if cap is None else min(timeout_ms, cap))
+            record = getattr(self.virtual, "record", None)
+            if callable(record):
+                record(req)
+            return scripted_answer(diverted, timeout_ms)
         return await self.virtual.send(req, timeout_ms)
 
     async def close(self) -> None:

@@ -45,7 +45,17 @@ from .model import (
 )
 from .state import World
 
-__all__ = ["DEFAULT_TIMEOUT_MS", "Engine", "next_cron_ms"]
+__all__ = ["DEFAULT_TIMEOUT_MS", "MAX_ADVANCE_EVENTS", "MAX_ADVANCE_MS", "AdvanceLimitError", "Engine", "next_cron_ms"]
+
+# The most one ``advance`` may do: a span of virtual time (checked before any work) and a number of events
+# (checked as they run). Without them ``advance("1000y")`` with a per-minute schedule fires ~5e8 times on
+# the event loop, and nothing else is served for hours.
+MAX_ADVANCE_MS = 400 * 86_400_000  # 400 days
+MAX_ADVANCE_EVENTS = 500_000  # about 15 s of work on one core: an advance must answer in time
+
+
+class AdvanceLimitError(ValueError):
+    """An ``advance`` over :attr:`Engine.max_advance_ms`, or one that ran :attr:`Engine.max_advance_events`."""
 
 log = logging.getLogger("qstash_sim.engine")
 
@@ -130,6 +140,9 @@ class Engine:
         self._runner: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._events_run = 0  # live events run since start: what max_advance_events counts
+        self.max_advance_ms = MAX_ADVANCE_MS
+        self.max_advance_events = MAX_ADVANCE_EVENTS
         self.errors: list[BaseException] = []  # unexpected errors caught in the runner, for tests
 
     # ----------------------------------------------------------------------------------------------
@@ -257,15 +270,33 @@ class Engine:
         """Move the virtual clock by ``delta``, running every event due on the way, in order.
 
         Returns the new time. Events pushed while running (retries due before the target) run too.
+
+        Bounded work: a ``delta`` over :attr:`max_advance_ms` (400 days) raises :class:`AdvanceLimitError`
+        before anything runs; once :attr:`max_advance_events` (1,000,000) events have run, it stops after
+        the instant being run and raises :class:`AdvanceLimitError`: what ran stays done, and the clock
+        stays at that instant (the last event run), so advancing again goes on from there.
         """
         clock = self._virtual_clock("advance")
         ms = to_ms(delta)
         if ms < 0:
             raise ValueError(f"cannot advance by a negative delta ({delta!r})")
+        if ms > self.max_advance_ms:
+            raise AdvanceLimitError(
+                f"{ms} ms is over the limit of one advance ({self.max_advance_ms // 86_400_000} days, "
+                f"{self.max_advance_ms // 1000} seconds); advance in several steps"
+            )
         async with self._lock:
             target = clock.now + ms
+            start = self._events_run
             while True:
                 await self._drain_now()
+                ran = self._events_run - start
+                if ran >= self.max_advance_events:
+                    raise AdvanceLimitError(
+                        f"stopped after {ran} events (the limit of one advance is {self.max_advance_events}, "
+                        f"--max-advance-events) at {clock.now} ms, {target - clock.now} ms short of the target; "
+                        "the events run so far are done and the clock is at the last of them: advance again to go on"
+                    )
                 due = self.next_due_ms
                 if due is None or due > target:
                     break
@@ -433,6 +464,7 @@ class Engine:
             self.errors.append(exc)
 
     async def _run_batch(self, batch: list[tuple[int, _Event]]) -> None:
+        self._events_run += len(batch)
         pending: list[Prepared] = []
         for seq, ev in batch:
             if ev.kind == _ATTEMPT:

@@ -9,6 +9,7 @@
     │   ├── PaymentRequired      402 (carries the x402 body/headers)
     │   ├── NotFound             404
     │   ├── MethodNotAllowed     405 (carries the allowed methods)
+    │   ├── Conflict             409 (the object's state does not allow it)
     │   ├── PayloadTooLarge      413
     │   └── TooManyRequests      429 (carries the rate-limit headers)
     ├── ConfigError              a bad option, scenario file or spec, found before serving
@@ -69,6 +70,12 @@ class NotFound(ApiError):
     """404: unknown path or object."""
 
     status = 404
+
+
+class Conflict(ApiError):
+    """409: the request does not fit the object's current state (e.g. reauthorizing a denied transaction)."""
+
+    status = 409
 
 
 class MethodNotAllowed(ApiError):

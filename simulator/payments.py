@@ -380,6 +380,8 @@ class PolicyStep:
             if unknown:
                 raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; expected status, polls, then")
             polls = data.get("polls", 0)
+            if isinstance(polls, float) and polls.is_integer():  # JSON Schema counts 2.0 as the integer 2
+                polls = int(polls)
             if not isinstance(polls, int) or isinstance(polls, bool) or polls < 0:
                 raise ConfigError(f"{where}.polls must be an integer >= 0, got {polls!r}")
             return cls(
@@ -447,7 +449,8 @@ class AuthorizationPolicy:
         if unknown:
             keys = ", ".join(sorted(unknown))
             raise ConfigError(f"{where}: unknown key(s) {keys}; expected create, reauthorize, budgets")
-        budgets = data.get("budgets") or {}
+        budgets = data.get("budgets")
+        budgets = {} if budgets is None else budgets  # null means none; false, 0, "" are mistakes
         if not isinstance(budgets, Mapping) or set(budgets) - {"agents", "accounts"}:
             raise ConfigError(f"{where}.budgets must be a mapping with 'agents' and/or 'accounts'")
         return cls(

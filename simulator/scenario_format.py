@@ -88,7 +88,10 @@ Path_: TypeAlias = tuple[str | int, ...]
 def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
     """Parse YAML and remember the line of every key: ``"a:\\n  b: 1"`` -> ``({"a": {"b": 1}}, {(): 1, ("a",): 1,
     ("a", "b"): 2})``. Duplicate keys are an error (PyYAML would silently keep the last)."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # checks the characters first: a control character raises here
+    except yaml.YAMLError as exc:
+        raise ScenarioError([f"{source}:1: YAML syntax error: {' '.join(str(exc).split())}"]) from None
     lines: dict[Path_, int] = {}
     errors: list[str] = []
 
@@ -410,9 +413,7 @@ class _Builder:
         w_until = _parse_duration(r["until"]) if "until" in r else None
         if w_from is not None and w_until is not None and w_until <= w_from:
             self.report.add(path + ("until",), "must be later than 'from'")
-        probability = _probability(r["probability"]) if "probability" in r else None
-        if probability is not None and probability > 1:
-            self.report.add(path + ("probability",), f"{r['probability']!r} is over 100%")
+        probability = self.probability(r, path)
         return Rule(
             name=r.get("name", f"rules[{i}]"),
             match=match,
@@ -474,7 +475,20 @@ class _Builder:
             methods=None if methods is None else tuple(m.upper() for m in methods),
             window_from_ms=w_from,
             window_until_ms=w_until,
+            probability=self.probability(d, ("destinations", i)),
+            times=d.get("times"),
+            line=self.report.line_of(("destinations", i)),
         )
+
+    def probability(self, entry: dict[str, Any], path: Path_) -> float | None:
+        """An entry's ``probability`` as a fraction (``"10%"`` -> ``0.1``), ``None`` if absent; over 100% is an
+        error (the schema only bounds numbers: ``1.5`` is caught there, ``"150%"`` here)."""
+        if "probability" not in entry:
+            return None
+        probability = _probability(entry["probability"])
+        if probability > 1:
+            self.report.add(path + ("probability",), f"{entry['probability']!r} is over 100%")
+        return probability
 
     def answer(self, x: Any, rule: str) -> ScriptedAnswer:
         if isinstance(x, int):

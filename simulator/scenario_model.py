@@ -155,7 +155,13 @@ class ScriptedAnswer:
 
 @dataclass(frozen=True, slots=True)
 class DestinationScript:
-    """Answers for deliveries whose full URL matches ``match``: the n-th gets ``answers[n]``, the last repeats."""
+    """Answers for deliveries whose full URL matches ``match``: the n-th it answers gets ``answers[n]``, the
+    last repeats.
+
+    ``probability``: it answers only that share of the matching deliveries, drawn from the faults stream; a
+    miss falls through to the next matching script, else to the normal destination (a real socket for a
+    loopback or allowed host). ``times``: it answers at most that many deliveries, then falls through.
+    """
 
     name: str
     match: str
@@ -163,6 +169,14 @@ class DestinationScript:
     methods: tuple[str, ...] | None = None
     window_from_ms: int | None = None
     window_until_ms: int | None = None
+    probability: float | None = None
+    times: int | None = None
+    line: int | None = field(default=None, compare=False)  # where it was defined, for messages
+
+    @property
+    def certain(self) -> bool:
+        """Whether it answers every matching delivery until it expires (no ``probability``)."""
+        return self.probability is None
 
 
 @dataclass(frozen=True, slots=True)

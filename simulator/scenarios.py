@@ -138,11 +138,17 @@ class _RuleState:
 
 
 @dataclass(slots=True)
+class _ScriptState:
+    matched: int = 0  # deliveries that met its match, method and window (before times and probability)
+    fired: int = 0  # deliveries it answered
+
+
+@dataclass(slots=True)
 class _Loaded:
     scenario: Scenario
     t0_ms: int
     rules: list[_RuleState]
-    destinations: list[int]  # deliveries seen per script
+    destinations: list[_ScriptState]
     limiter: RateLimiter | None
     limiter_denials: int = 0
     outage_hits: int = 0
@@ -153,7 +159,8 @@ class _Loaded:
         limiter = None
         if scenario.rate_limits is not None or exhaustions:
             limiter = RateLimiter(scenario.rate_limits or RateLimits(), exhaustions)
-        return cls(scenario, t0_ms, [_RuleState() for _ in scenario.rules], [0] * len(scenario.destinations), limiter)
+        scripts = [_ScriptState() for _ in scenario.destinations]
+        return cls(scenario, t0_ms, [_RuleState() for _ in scenario.rules], scripts, limiter)
 
     def in_window(self, start: int | None, end: int | None, now_ms: int) -> bool:
         t = now_ms - self.t0_ms
@@ -343,24 +350,32 @@ class ScenarioSet:
     def destination_response(
         self, url: str, method: str, headers: Mapping[str, str], body: bytes, now_ms: int, rng: random.Random
     ) -> ScriptedAnswer | None:
-        """The scripted answer to one delivery attempt, or ``None`` to deliver for real.
+        """The scripted answer to one delivery attempt, or ``None`` for the normal destination (a real
+        socket for a loopback or allowed host, else the virtual 200).
 
-        The first script (in load order) whose glob matches the full URL, whose method list (if any) holds
-        ``method`` and whose window holds ``now_ms`` answers; its n-th delivery gets ``answers[n]``, the last
-        repeating. ``headers``/``body`` are what would be sent and ``rng`` the faults stream: neither is used
-        yet, they are in the signature so scripts can grow conditions without changing the transport.
+        Scripts are tried in load order. One whose glob matches the full URL, whose method list (if any) holds
+        ``method`` and whose window holds ``now_ms`` counts the delivery (``matched``); unless it has answered
+        ``times`` deliveries already, it then answers, after one draw from ``rng`` (the faults stream) if it
+        has a ``probability``: a miss falls through to the next script. The n-th delivery it answers gets
+        ``answers[n]``, the last repeating. Call it once per attempt, in attempt order (the engine starts the
+        attempts of one instant in order), so the same seed draws the same hits. ``headers``/``body`` are
+        what would be sent: not used yet, in the signature so scripts can grow conditions.
         """
         for loaded in self._loaded.values():
-            for i, script in enumerate(loaded.scenario.destinations):
+            for script, state in zip(loaded.scenario.destinations, loaded.destinations, strict=True):
                 if not fnmatchcase(url, script.match):
                     continue
                 if script.methods is not None and method.upper() not in script.methods:
                     continue
                 if not loaded.in_window(script.window_from_ms, script.window_until_ms, now_ms):
                     continue
-                n = loaded.destinations[i]
-                loaded.destinations[i] = n + 1
-                answer = script.answers[min(n, len(script.answers) - 1)]
+                state.matched += 1
+                if script.times is not None and state.fired >= script.times:
+                    continue
+                if script.probability is not None and rng.random() >= script.probability:
+                    continue
+                answer = script.answers[min(state.fired, len(script.answers) - 1)]
+                state.fired += 1
                 return dataclasses.replace(answer, headers=dict(answer.headers))
         return None
 
@@ -404,14 +419,19 @@ class ScenarioSet:
         return sorted(out, key=lambda pair: pair[0])  # stable: load order breaks ties
 
     def scripted(self, url: str, now_ms: int) -> bool:
-        """Whether a destination script would answer a delivery to ``url`` now (any method; counts nothing).
+        """Whether a script is certain to answer a delivery to ``url`` now: one without ``probability``
+        matches it, is in its window and has not reached ``times`` (any method; counts and draws nothing).
 
-        The transport sends such URLs to the virtual destination even when they are loopback."""
+        The transport sends such URLs to the virtual destination even when they are loopback. A URL only
+        probabilistic scripts match is routed as usual, and :meth:`destination_response` decides, per
+        attempt, whether a script answers it instead (``RoutingTransport.divert``)."""
         return any(
-            fnmatchcase(url, script.match)
+            script.certain
+            and (script.times is None or state.fired < script.times)
+            and fnmatchcase(url, script.match)
             and loaded.in_window(script.window_from_ms, script.window_until_ms, now_ms)
             for loaded in self._loaded.values()
-            for script in loaded.scenario.destinations
+            for script, state in zip(loaded.scenario.destinations, loaded.destinations, strict=True)
         )
 
     def outage(self, now_ms: int) -> TimelineStep | None:
@@ -436,8 +456,10 @@ class ScenarioSet:
                     for r, st in zip(s.rules, loaded.rules, strict=True)
                 ],
                 "destinations": [
-                    {"name": d.name, "match": d.match, "deliveries": n}
-                    for d, n in zip(s.destinations, loaded.destinations, strict=True)
+                    {"name": d.name, "line": d.line, "match": d.match, "deliveries": st.fired, "matched": st.matched,
+                     "probability": d.probability, "times": d.times,
+                     "expired": d.times is not None and st.fired >= d.times}
+                    for d, st in zip(s.destinations, loaded.destinations, strict=True)
                 ],
                 "timeline": [{"atMs": loaded.t0_ms + t.at_ms, "do": t.kind.value, "name": t.name} for t in s.timeline],
                 "rateLimits": None if s.rate_limits is None else {

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from .core import Simulator
-from .http.app import DEFAULT_MAX_BODY, build_app
+from .http.app import APP_DISPATCHER, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT, build_app
+from .http.protocol import DEFAULT_MAX_HEADER_SIZE, AppRunner
 
 T = TypeVar("T")
 
@@ -24,7 +25,13 @@ async def start_site(
     app: web.Application, host: str, port: int
 ) -> tuple[web.AppRunner, int]:
     """Start ``app`` on ``host:port`` (0 = any free port); return the runner and the bound port."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # Our runner: JSON bodies for the errors aiohttp answers itself, and a read timeout on request heads
+    # (the dispatcher's ``read_timeout``, read for each head). The parser limits come with the app.
+    dispatcher = app.get(APP_DISPATCHER)
+    runner = AppRunner(
+        app, access_log=None, handle_signals=False,
+        head_timeout=(lambda: dispatcher.read_timeout) if dispatcher is not None else (lambda: DEFAULT_READ_TIMEOUT),
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
@@ -48,12 +55,16 @@ class ServerThread:
         host: str = "127.0.0.1",
         port: int = 0,
         max_body: int = DEFAULT_MAX_BODY,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
         configure: Callable[[web.Application], None] | None = None,
     ) -> None:
         self.sim = sim
         self.host = host
         self.port = port
         self.max_body = max_body
+        self.read_timeout = read_timeout
+        self.max_header_size = max_header_size
         self.configure = configure
         self.loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
@@ -80,7 +91,8 @@ class ServerThread:
         asyncio.set_event_loop(self.loop)
 
         async def boot() -> None:
-            app = build_app(self.sim, max_body=self.max_body)
+            app = build_app(self.sim, max_body=self.max_body, read_timeout=self.read_timeout,
+                            max_header_size=self.max_header_size)
             if self.configure:
                 self.configure(app)
             self._runner, self.port = await start_site(app, self.host, self.port)

@@ -75,7 +75,10 @@ def parse_destination(raw: str, where: str = "path destination") -> str:
             raise BadRequest(_SCHEME_ERROR)
     if _CONTROL_RE.search(dest):
         raise BadRequest(f"{where}: invalid destination url: control characters or spaces are not allowed")
-    parts = urlsplit(dest)
+    try:
+        parts = urlsplit(dest)
+    except ValueError as exc:  # e.g. "[...]" that is not an IPv6 address
+        raise BadRequest(f"{where}: invalid destination url: {exc}") from None
     if not parts.hostname:
         raise BadRequest(f"{where}: invalid destination url: missing host in {dest!r}")
     try:

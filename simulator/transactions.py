@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .errors import BadRequest, NotFound
+from .errors import BadRequest, Conflict, NotFound
 from .ids import Ids
 from .payments import (
     AuthorizationPolicy,
@@ -220,7 +220,7 @@ class TransactionStore:
         tx = self.get(tx_id, account=account)
         pol = policy or self.policy
         if tx.status is not TransactionStatus.AUTHORIZED:
-            raise BadRequest(
+            raise Conflict(
                 f"transaction {tx.id} is {tx.status.value}: only an authorized transaction can be reauthorized"
             )
         validate_x402(x402)
@@ -362,6 +362,8 @@ class TransactionStore:
         if not isinstance(body, dict):
             raise BadRequest(f"{where or 'the request body'} must be an object {{fiatAmount, fiatAssetSymbol, ...}}")
         raw = body.get("fiatAmount")
+        if isinstance(raw, float) and raw.is_integer():  # JSON Schema counts 5.0 as the integer 5
+            raw = int(raw)
         try:
             amount = Decimal(str(raw)) if isinstance(raw, (str, int)) and not isinstance(raw, bool) else None
         except ArithmeticError:
@@ -379,7 +381,10 @@ class TransactionStore:
         if supersedes is not None:
             old = next((c for c in tx.costs if c.id == supersedes), None)
             if old is None:
-                raise BadRequest(f"{where}/supersedesCostId: no cost {supersedes!r} on transaction {tx.id}")
+                # A well-formed reference to a cost this transaction does not have: a state conflict (409),
+                # except inside a create, where no cost can exist yet (the schema forbids the key there).
+                error = BadRequest if where else Conflict
+                raise error(f"{where}/supersedesCostId: no cost {supersedes!r} on transaction {tx.id}")
             old.is_active, old.superseded_ms, old.updated_ms = False, now_ms, now_ms
         return CostRecord(
             id=self.ids.new("cost"),

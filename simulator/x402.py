@@ -248,7 +248,7 @@ def _require_str(obj: Mapping[str, Any], key: str, path: str, *, digits: bool = 
         raise BadRequest(f"{where} is missing: expected a {'decimal string' if digits else 'non-empty string'}")
     if not isinstance(value, str) or not value:
         raise BadRequest(f"{where} must be a non-empty string, got {json.dumps(value)}")
-    if digits and not value.isdigit():
+    if digits and not (value.isascii() and value.isdigit()):
         raise BadRequest(f'{where} must be a decimal string of base units such as "10", got {json.dumps(value)}')
     return value
 
@@ -264,6 +264,8 @@ def validate_x402(x402: Any, path: str = "/x402") -> dict[str, Any]:
     if "x402Version" not in x402:
         raise BadRequest(f"{path}/x402Version is missing: expected the number 1 or 2")
     version = x402["x402Version"]
+    if isinstance(version, float) and version.is_integer():  # JSON Schema counts 1.0 as the integer 1
+        version = x402["x402Version"] = int(version)
     if not _is_int(version) or version not in (1, 2):
         raise BadRequest(f"{path}/x402Version must be the number 1 or 2, got {json.dumps(version)}")
     accepts = x402.get("accepts")
@@ -288,6 +290,8 @@ def validate_x402(x402: Any, path: str = "/x402") -> dict[str, Any]:
     if version == 1:
         _require_str(req0, "resource", p0)
     timeout = req0.get("maxTimeoutSeconds")
+    if isinstance(timeout, float) and timeout.is_integer():
+        timeout = req0["maxTimeoutSeconds"] = int(timeout)
     if not _is_int(timeout) or timeout <= 0:
         raise BadRequest(f"{p0}/maxTimeoutSeconds must be a positive integer, got {json.dumps(timeout)}")
     # The payload echoes these; the SDK's btoa() cannot carry non-ASCII (see mint_payload).

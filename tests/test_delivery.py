@@ -290,3 +290,32 @@ async def test_routing_force_virtual_sends_even_loopback_urls_to_the_virtual_des
     out = await routing.send(OutboundRequest("http://127.0.0.1:9/scripted", "POST", {}, b""), 1000)
     assert out.virtual and out.status == 200 and len(vt.requests) == 1
     await routing.close()
+
+
+async def test_routing_divert_answers_some_real_bound_attempts_virtually(dest: Destination) -> None:
+    """``divert`` is asked once per attempt that would go real: an Outcome is answered virtually (and recorded,
+    a hang longer than the timeout becoming a timeout), ``None`` goes over the socket."""
+    from simulator.delivery import RealTransport, RoutingTransport, VirtualTransport
+
+    asked: list[str] = []
+    answers = iter([Outcome.response(503, "no"), None, Outcome.hang(40_000)])
+
+    def divert(req: OutboundRequest) -> Outcome | None:
+        asked.append(req.url)
+        return next(answers)
+
+    vt = VirtualTransport(lambda req: pytest.fail("the virtual responder must not be asked again"))
+    routing = RoutingTransport(RealTransport(), vt, divert=divert)
+    url = dest.url("/ok")
+    assert routing.is_real(url)  # routing by host is unchanged: divert decides per attempt, at send time
+    first = await routing.send(OutboundRequest(url, "POST", {}, b"1"), 1000)
+    assert (first.status, first.body, first.virtual) == (503, b"no", True)
+    second = await routing.send(OutboundRequest(url, "POST", {}, b"2"), 5000)
+    assert second.status == 200 and not second.virtual
+    third = await routing.send(OutboundRequest(url, "POST", {}, b"3"), 30_000)
+    assert (third.status, third.error, third.duration_ms, third.virtual) == (None, "timeout after 30000ms", 30_000, True)
+    assert asked == [url] * 3 and [r.body for r in vt.requests] == [b"1", b"3"]
+    vt.responder = None
+    virtual = await routing.send(OutboundRequest("https://example.com/x", "POST", {}, b""), 1000)  # not asked
+    assert virtual.virtual and asked == [url] * 3 and len(vt.requests) == 3
+    await routing.close()

@@ -11,7 +11,7 @@ import pytest
 
 from simulator.clock import RealClock, VirtualClock
 from simulator.delivery import OutboundRequest, Outcome, VirtualTransport
-from simulator.engine import Engine, next_cron_ms
+from simulator.engine import AdvanceLimitError, Engine, next_cron_ms
 from simulator.model import (
     EventState,
     HistoryEvent,
@@ -610,3 +610,30 @@ async def test_at_runs_callbacks_in_heap_order_skips_dead_ones_and_reset_drops_t
     h.engine.reset()
     await h.engine.advance("1h")
     assert ran == [("a", T0 + M), ("c", T0 + M)]
+
+
+# ----------------------------------------------------------------------------------------------------
+# bounded work per advance
+
+
+async def test_an_advance_over_400_days_is_refused_before_anything_runs(h: Harness) -> None:
+    h.schedule("* * * * *")
+    before = h.now
+    with pytest.raises(AdvanceLimitError, match="over the limit of one advance \\(400 days"):
+        await h.engine.advance("1000d")
+    assert h.now == before and h.fires == []
+    h.engine.max_advance_ms = 86_400_000
+    await h.engine.advance("1d")  # the limit itself is allowed
+    assert len(h.fires) == 24 * 60
+
+
+async def test_an_advance_stops_at_the_event_cap_and_keeps_what_ran(h: Harness) -> None:
+    h.schedule("* * * * *")
+    h.engine.max_advance_events = 100
+    with pytest.raises(AdvanceLimitError, match="stopped after 1\\d\\d events"):
+        await h.engine.advance("1d")
+    ran = len(h.fires)  # each fire is two events: the fire and its message's attempt
+    assert 50 <= ran < 1440
+    assert h.now == h.fires[-1]  # the clock is at the last event run, not at the target
+    await h.engine.advance("1m")  # advancing again goes on from there
+    assert h.fires[ran:] == [h.fires[ran - 1] + M]

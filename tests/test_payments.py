@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from simulator.errors import BadRequest, ConfigError, NotFound, PaymentRequired
+from simulator.errors import BadRequest, ConfigError, Conflict, NotFound, PaymentRequired
 from simulator.ids import Ids
 from simulator.ledger import Ledger
 from simulator.model import LedgerEntry
@@ -671,7 +671,7 @@ def test_reauthorize_refuses_text_the_sdk_cannot_send_back() -> None:
 def test_reauthorize_needs_an_authorized_transaction() -> None:
     store, _, _ = make(create="denied")
     tx = create(store)
-    with pytest.raises(BadRequest, match="is denied: only an authorized transaction can be reauthorized"):
+    with pytest.raises(Conflict, match="is denied: only an authorized transaction can be reauthorized"):
         store.reauthorize(tx.id, _v1(), None, NOW)
     with pytest.raises(NotFound):
         store.reauthorize("tx_nope", _v1(), None, NOW)

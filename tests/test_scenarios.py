@@ -198,6 +198,16 @@ def test_allowed_statuses_are_per_operation() -> None:
         ("rate_limits: {per_secnd: 3}\n",
          "<scenario>:1: rate_limits.per_secnd: unknown key; did you mean 'per_second'?"),
         ("destinations:\n  - respond: 200\n", "<scenario>:2: destinations[0]: missing required key 'match'"),
+        ("destinations:\n  - match: '*'\n    respond: 503\n    probability: 150%\n",
+         "<scenario>:4: destinations[0].probability: '150%' is over 100%"),
+        ("destinations:\n  - match: '*'\n    respond: 503\n    probability: 1.5\n",
+         "<scenario>:4: destinations[0].probability: 1.5 is out of range; expected a probability"),
+        ("destinations:\n  - match: '*'\n    probability: sometimes\n    respond: 503\n",
+         "<scenario>:3: destinations[0].probability: 'sometimes' is not a probability"),
+        ("destinations:\n  - match: '*'\n    respond: 503\n    times: 0\n",
+         "<scenario>:4: destinations[0].times: 0 is less than the minimum of 1"),
+        ("destinations:\n  - {match: '*', respond: 503, probabilty: 10%}\n",
+         "<scenario>:2: destinations[0].probabilty: unknown key; did you mean 'probability'?"),
     ],
 )
 def test_error_messages(text: str, expected: str) -> None:
@@ -544,6 +554,110 @@ def test_returned_answers_do_not_share_header_dicts() -> None:
     assert second.headers["A"] == "b"
 
 
+def test_destination_probability_same_seed_same_hits() -> None:
+    text = "destinations:\n  - {name: coin, match: '*', probability: 10%, respond: [503, 502]}\n"
+
+    def run(seed: int) -> tuple[list[int | None], ScenarioSet]:
+        scenarios, rng = make(text), stream(seed, "faults")
+        got = [scenarios.destination_response(DEST, "POST", {}, b"", T0, rng) for _ in range(1000)]
+        return [a.status if a else None for a in got], scenarios
+
+    first, scenarios = run(7)
+    again, _ = run(7)
+    other, _ = run(8)
+    assert first == again and first != other
+    hits = [s for s in first if s is not None]
+    assert 60 <= len(hits) <= 140
+    assert hits[0] == 503 and set(hits[1:]) == {502}  # the sequence advances on hits only
+    (listed,) = scenarios.describe()[0]["destinations"]
+    assert (listed["matched"], listed["deliveries"], listed["probability"], listed["expired"]) == (
+        1000, len(hits), 0.1, False)
+    assert listed["line"] == 2 and listed["name"] == "scenario/coin"
+
+
+def test_destination_probability_draws_once_per_matching_entry_and_a_miss_falls_through() -> None:
+    text = ("destinations:\n"
+            "  - {match: 'http://h/*', probability: 50%, respond: 500}\n"
+            "  - {match: 'http://h/*', probability: 0.5, respond: 502}\n"
+            "  - {match: 'http://h/always', respond: 200}\n")
+    scenarios, rng, mirror = make(text), random.Random(5), random.Random(5)
+    statuses = []
+    for _ in range(200):
+        answer = scenarios.destination_response("http://h/always", "POST", {}, b"", T0, rng)
+        expected = 500 if mirror.random() < 0.5 else 502 if mirror.random() < 0.5 else 200
+        assert answer is not None and answer.status == expected
+        statuses.append(expected)
+    assert rng.getstate() == mirror.getstate()  # one draw per probabilistic entry reached, none for the last
+    # Only probabilistic entries match here: a double miss is the normal destination (None).
+    misses = [scenarios.destination_response("http://h/other", "POST", {}, b"", T0, rng) for _ in range(200)]
+    assert 20 < misses.count(None) < 80
+    # A URL no entry matches draws nothing.
+    state = rng.getstate()
+    assert scenarios.destination_response("http://elsewhere/x", "POST", {}, b"", T0, rng) is None
+    assert rng.getstate() == state
+    first, second, last = scenarios.describe()[0]["destinations"]
+    assert first["matched"] == 400 and second["matched"] == 400 - first["deliveries"]  # a hit stops the search
+    assert last["matched"] == last["deliveries"] == statuses.count(200)
+
+
+def test_destination_times_expires_then_falls_through_and_routing_follows() -> None:
+    text = ("destinations:\n  - {match: '*/hook', times: 2, respond: [503, 429]}\n"
+            "  - {match: '*/hook', probability: 100%, times: 1, respond: 500}\n")
+    scenarios = make(text)
+    assert scenarios.scripted(DEST, T0)  # certain until it has answered twice
+    assert [a.status if a else None for a in answers(scenarios, DEST, 2)] == [503, 429]
+    assert not scenarios.scripted(DEST, T0)  # the second entry is probabilistic: never forces virtual
+    assert [a.status if a else None for a in answers(scenarios, DEST, 2)] == [500, None]
+    listed = scenarios.describe()[0]["destinations"]
+    assert [(d["matched"], d["deliveries"], d["expired"], d["times"]) for d in listed] == [
+        (4, 2, True, 2), (2, 1, True, 1)]
+
+
+def test_scripted_is_certain_scripts_only() -> None:
+    scenarios = make("destinations:\n  - {match: '*', probability: 10%, respond: 503}\n")
+    assert not scenarios.scripted(DEST, T0)
+    scenarios.load("name: b\ndestinations:\n  - {match: '*/hook', respond: 503}\n", now_ms=T0)
+    assert scenarios.scripted(DEST, T0) and not scenarios.scripted("http://h/other", T0)
+
+
+async def test_probabilistic_scripts_divert_loopback_attempts_with_one_draw_each() -> None:
+    """The routing decision and the draw are one: a hit is answered virtually, a miss goes real, and the
+    hits are exactly those of calling destination_response once per attempt with the same seed."""
+    from simulator.delivery import (
+        OutboundRequest,
+        Outcome,
+        RoutingTransport,
+        VirtualTransport,
+    )
+
+    class Wire:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        async def send(self, req: OutboundRequest, timeout_ms: int) -> Outcome:
+            self.sent.append(req.url)
+            return Outcome(status=200, body=b"real")
+
+    text = shipped_scenarios()["lossy-network"].read_text()
+    scenarios, rng = make(text), stream(11, "faults")
+    responder = scenarios.responder(lambda: T0, lambda: rng)
+    wire, vt = Wire(), VirtualTransport(responder)
+    routing = RoutingTransport(wire, vt, force_virtual=lambda url: scenarios.scripted(url, T0), divert=responder)
+    urls = [f"http://127.0.0.1:9/hook/{i}" for i in range(500)]
+    assert all(routing.is_real(u) for u in urls)
+    got = [await routing.send(OutboundRequest(u, "POST", {}, b"{}"), 30_000) for u in urls]
+
+    mirror, mirror_rng = make(text), stream(11, "faults")
+    expected = [mirror.destination_response(u, "POST", {}, b"{}", T0, mirror_rng) for u in urls]
+    assert [o.status for o in got] == [503 if e is not None else 200 for e in expected]
+    hits = [u for u, o in zip(urls, got, strict=True) if o.virtual]
+    assert wire.sent == [u for u in urls if u not in hits]  # a miss goes real, a hit never does
+    assert [r.url for r in vt.requests] == hits  # diverted attempts are recorded by the virtual destination
+    assert all(o.rule == "lossy-network/fail-10pct" for o in got if o.virtual)
+    assert 25 <= len(hits) <= 80
+    assert rng.getstate() == mirror_rng.getstate()  # one draw per attempt, no more
+
+
 async def test_responder_plugs_into_the_virtual_transport() -> None:
     from simulator.delivery import OutboundRequest, VirtualTransport
 
@@ -644,7 +758,7 @@ def test_library_ships_every_file_through_the_package() -> None:
     assert set(shipped) == {
         "payment-required-first-call", "payment-required-always", "burst-rate-limit", "daily-quota-exhausted",
         "flaky-destination", "destination-down", "slow-destination-timeout", "gateway-outage-5m",
-        "dropped-connections-10pct", "readme-example",
+        "dropped-connections-10pct", "readme-example", "lossy-network",
     }
     for name, path in shipped.items():
         assert path.read_text().startswith("# "), f"{name} needs a top comment saying what it does"
@@ -778,6 +892,21 @@ def test_lib_dropped_connections_10pct() -> None:
     assert all(d is None or d.kind is FiredKind.DROP for d in drops)
     assert 60 <= sum(d is not None for d in drops) <= 140
     assert scenarios.match_inbound(ctx(path="/v1/transactions"), T0, rng) is None
+
+
+def test_lib_lossy_network() -> None:
+    scenarios = lib("lossy-network")
+    rng = stream(1234, "faults")
+    drops = [scenarios.match_inbound(ctx(op), T0, rng) for op in ("publishMessage", "enqueueMessage") * 1000]
+    assert all(d is None or (d.kind is FiredKind.DROP and d.rule == "lossy-network/drop-2pct") for d in drops)
+    assert 20 <= sum(d is not None for d in drops) <= 65
+    state = rng.getstate()
+    assert scenarios.match_inbound(ctx("listQueues", method="GET", path="/v1/qstash/queues"), T0, rng) is None
+    assert rng.getstate() == state  # other operations draw nothing
+    assert not scenarios.scripted(DEST, T0)  # loopback destinations still go real on a miss
+    got = answers(scenarios, DEST, 1000)
+    assert {(a.status, a.rule) for a in got if a is not None} == {(503, "lossy-network/fail-10pct")}
+    assert 60 <= sum(a is not None for a in got) <= 140
 
 
 def test_actions_are_a_tagged_union() -> None:

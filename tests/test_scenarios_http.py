@@ -268,6 +268,46 @@ def test_dropped_connections_10pct_reproducible_per_seed() -> None:
     assert other != dropped
 
 
+def test_lossy_network_drops_publishes_and_fails_a_tenth_of_loopback_attempts(served: Served, client: Client,
+                                                                              receiver: Receiver) -> None:
+    """Probabilistic rules and destinations together: a dropped publish creates nothing, a scripted 503 is a
+    virtual attempt that never reaches the loopback receiver, every other attempt does, for real."""
+    load_shipped(client, "lossy-network")
+    accepted: list[str] = []
+    dropped = 0
+    for i in range(1000):  # bounded; stops once enough traffic has gone through and a drop was seen
+        if len(accepted) >= 150 and dropped:
+            break
+        got = one_shot(served.server.port, "POST", f"{P}/publish/{receiver.url(f'/m/{i}')}", body=b"{}")
+        if got is http.client.RemoteDisconnected:
+            dropped += 1
+            continue
+        assert isinstance(got, Answer) and got.status == 200, got
+        accepted.append(got.json["messageId"])
+    assert dropped and len(accepted) >= 150
+    served.advance("1d")
+
+    requests = [e for e in journal(client) if e["operation"] == "publishMessage"]
+    drops = [e for e in requests if e["outcome"] == "drop"]
+    assert len(drops) == dropped and all(e["rule"] == "lossy-network/drop-2pct" and not e["messageIds"] for e in drops)
+    state = client.get("/_sim/state").json["accounts"]["default"]
+    assert [m["messageId"] for m in state["messages"]] == accepted  # a dropped call created nothing
+    assert all(m["state"] == "delivered" for m in state["messages"])
+
+    attempts = journal(client, "attempt")
+    scripted = [a for a in attempts if a["rule"] is not None]
+    assert {(a["rule"], a["status"], a["outcome"]) for a in scripted} == {("lossy-network/fail-10pct", 503, "retry")}
+    assert 0.03 * len(attempts) <= len(scripted) <= 0.2 * len(attempts)
+    real = [a for a in attempts if a["rule"] is None]
+    assert all(a["status"] == 200 and a["outcome"] == "delivered" for a in real)
+    assert sorted(r["path"] for r in receiver.received) == sorted(a["url"].split(str(receiver.port))[1] for a in real)
+    inbox = client.get("/_sim/deliveries").json["deliveries"]
+    assert sum(d["virtual"] for d in inbox) == len(scripted) and len(inbox) == len(attempts)
+    (listed,) = client.get("/_sim/scenarios").json["scenarios"]
+    assert [(d["deliveries"], d["matched"]) for d in listed["destinations"]] == [(len(scripted), len(attempts))]
+    assert [(r["fired"], r["matched"]) for r in listed["rules"]] == [(dropped, dropped + len(accepted))]
+
+
 # ---------------------------------------------------------------------------------------------- the other actions
 
 

@@ -24,6 +24,7 @@ from ..core import Caller, Simulator
 from ..errors import ApiError, BadRequest, PayloadTooLarge
 from ..journal import JournalEntry
 from ..state import DEFAULT_ACCOUNT
+from .protocol import DEFAULT_MAX_HEADER_SIZE, handler_args
 
 log = logging.getLogger("qstash_sim.http")
 
@@ -239,6 +240,21 @@ class Dispatcher:
         return json_response(reply.body, reply.status, reply.headers or None)
 
 
+@web.middleware
+async def http_errors_as_json(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                              ) -> web.StreamResponse:
+    """Outermost: an error aiohttp raises itself (``web.HTTPException``: 404/405/413...) gets QStash's JSON body."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        text = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else exc.reason
+        headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
+        return web.Response(body=json.dumps({"error": text}, separators=(",", ":")).encode(), status=exc.status,
+                            headers=headers, content_type=_JSON)
+
+
 APP_SIM: web.AppKey[Simulator] = web.AppKey("sim", Simulator)
 APP_DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher", Dispatcher)
 
@@ -249,20 +265,31 @@ def build_app(
     contract: Contract | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     strict: bool | None = None,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
+    max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
 ) -> web.Application:
-    """The aiohttp application serving ``sim``. The contract is compiled once, here."""
+    """The aiohttp application serving ``sim``. The contract is compiled once, here.
+
+    ``read_timeout``: seconds a request head, then its body, may take to arrive (408 after that; the head
+    part needs :func:`simulator.server.start_site`). ``max_header_size``: the HTTP parser's limit on the
+    request line and on each header field, in bytes (a larger one is refused with 400).
+    """
     from . import control, gateway, paywall, sapiom_api  # noqa: F401 - importing registers the handlers
     from . import faults, scenario_api  # noqa: F401 - scenario_api registers the /_sim/scenarios handlers
 
     contract = contract or Contract.load()
     dispatcher = Dispatcher(sim, contract, max_body=max_body, strict=sim.strict if strict is None else strict)
+    dispatcher.read_timeout = read_timeout
     # aiohttp's own limit is above ours so that our reader answers 413 with the QStash body.
-    app = web.Application(client_max_size=max_body + 1)
+    app = web.Application(client_max_size=max_body + 1, handler_args=handler_args(max_header_size))
+    app.middlewares.append(http_errors_as_json)  # first: the outermost
     app[APP_SIM] = sim
     app[APP_DISPATCHER] = dispatcher
     paywall.install(app, dispatcher)  # caller from X-Sapiom-Transaction-Id; x402/transaction payment modes
     faults.install(app, dispatcher)  # scenario faults: first before-hook (ahead of payments) + middleware
-    app.router.add_route("*", "/{tail:.*}", dispatcher.__call__)
+    # Every path, newlines and odd escapes included (aiohttp matches the decoded path; ".*" stops at "\n"):
+    # routing is the contract's job (404/405 with the JSON body), never aiohttp's.
+    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatcher.__call__)
 
     async def _start(_: web.Application) -> None:
         sim.start()

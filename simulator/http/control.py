@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import __version__
 from ..clock import VirtualClock
+from ..engine import AdvanceLimitError
 from ..errors import BadRequest
 from ..signing import rotate
 from . import serialize
@@ -115,6 +116,8 @@ async def clock_advance(ctx: Ctx) -> Reply:
     by = ctx.json["by"]
     try:
         await ctx.sim.advance(by)
+    except AdvanceLimitError as exc:  # over the span (nothing ran), or stopped at the event cap (kept)
+        raise BadRequest(f"body /by: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"body /by: expected a duration such as 31h, 1d10h30m or a number of seconds ({exc})") from None
     return Reply(_clock(ctx))
