@@ -284,12 +284,16 @@ class Simulator:
         return PublishResult(msg.message_id, s.url)
 
     def _store(self, acc: Account, msg: Message) -> None:
+        self._register(acc, msg)
+        self.engine.submit(msg)
+
+    def _register(self, acc: Account, msg: Message) -> None:
+        """Record a new message as CREATED in its account (its queue created on first use)."""
         now = self.world.now
         msg.history.append(HistoryEvent(time_ms=now, state=EventState.CREATED))
         acc.messages[msg.message_id] = msg
         if msg.queue_name is not None and msg.queue_name not in acc.queues:
             acc.queues[msg.queue_name] = Queue(name=msg.queue_name, created_ms=now, updated_ms=now)
-        self.engine.submit(msg)
 
     # ------------------------------------------------------------------ messages
     def get_message(self, caller: Caller, message_id: str) -> Message:
@@ -447,10 +451,7 @@ class Simulator:
             now, "fire", account=sched.account, message_id=msg.message_id, url=sched.destination,
             detail={"scheduleId": sched.schedule_id, "cron": sched.cron, "fireTime": fire_ms},
         )
-        msg.history.append(HistoryEvent(time_ms=now, state=EventState.CREATED))
-        acc.messages[msg.message_id] = msg
-        if msg.queue_name is not None and msg.queue_name not in acc.queues:
-            acc.queues[msg.queue_name] = Queue(name=msg.queue_name, created_ms=now, updated_ms=now)
+        self._register(acc, msg)  # the engine submits it itself
         return msg
 
     # ------------------------------------------------------------------ reading
