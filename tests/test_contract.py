@@ -530,3 +530,19 @@ def test_shipped_spec_schemas_are_valid_json_schema() -> None:
     """The server skips meta-validation at start-up; this is where the shipped spec gets it."""
     checked = Contract.load(check=True)
     assert checked.operation_ids == Contract.load().operation_ids
+
+
+def test_parsed_spec_is_cached_by_content_and_a_bad_cache_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator.contract import load_spec
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text("openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths: {}\n")
+    first = load_spec(spec_file)
+    (cached,) = (tmp_path / "cache" / "qstash-sim").glob("openapi-*.json")
+    assert load_spec(spec_file) == first
+    cached.write_text("not json")  # a damaged cache falls back to parsing the YAML
+    assert load_spec(spec_file) == first
+    spec_file.write_text("openapi: 3.1.0\ninfo: {title: changed, version: '1'}\npaths: {}\n")
+    assert load_spec(spec_file)["info"]["title"] == "changed"  # new text, new cache key
+    assert len(list((tmp_path / "cache" / "qstash-sim").glob("openapi-*.json"))) == 2
