@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import signal
 import sys
@@ -167,7 +166,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from .core import Simulator
     from .http.app import build_app
     from .payment_state import configure_payments
-    from .server import start_site
+    from .server import start_site, tune_gc
 
     scenarios, problems = read_scenarios(args.scenario)
     if problems:
@@ -187,10 +186,7 @@ async def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"qstash-sim: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    # Start-up objects (the compiled contract, modules) never die: keep the cyclic GC from re-scanning
-    # them, and let it run less often, as a server holding many messages allocates steadily.
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    tune_gc()
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(
         f"qstash-sim {__version__} running at http://{host}:{port} "

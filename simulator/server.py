@@ -7,6 +7,7 @@ the real port back (no find-a-free-port race). Calls from other threads go throu
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
@@ -19,6 +20,18 @@ from .http.app import APP_DISPATCHER, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT, bu
 from .http.protocol import DEFAULT_MAX_HEADER_SIZE, AppRunner
 
 T = TypeVar("T")
+
+
+def tune_gc() -> None:
+    """The garbage-collector settings ``qstash-sim serve`` runs with.
+
+    Start-up objects (the compiled contract, modules) never die: ``gc.freeze()`` keeps the cyclic GC from
+    re-scanning them, and a higher generation-0 threshold makes it run less often, as a server holding
+    many messages allocates steadily (full collections over a 100k-message backlog otherwise cost ~10x
+    per publish).
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 async def start_site(
