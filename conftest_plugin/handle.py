@@ -246,8 +246,8 @@ class _Reads:
 # ---------------------------------------------------------------------------------------------- sync
 
 
-class SimClock:
-    """The simulator's virtual clock, seen from a test (time-machine's vocabulary, time as ms)."""
+class _ClockReads:
+    """What both clock views read: the virtual now (plain reads, even from async tests)."""
 
     def __init__(self, core: _Core) -> None:
         self._core = core
@@ -261,6 +261,10 @@ class SimClock:
     def now(self) -> datetime:
         """Virtual now as an aware UTC ``datetime`` (starts at 2026-01-01T00:00:00Z)."""
         return datetime.fromtimestamp(self.now_ms / 1000, tz=UTC)
+
+
+class SimClock(_ClockReads):
+    """The simulator's virtual clock, seen from a test (time-machine's vocabulary, time as ms)."""
 
     def advance(self, delta: Delta) -> int:
         """Move forward by ``delta`` (``"31h"``, seconds, ``timedelta``), running every delivery, retry and
@@ -385,21 +389,8 @@ class QstashSim(_Reads):
 # ---------------------------------------------------------------------------------------------- async
 
 
-class AsyncSimClock:
+class AsyncSimClock(_ClockReads):
     """:class:`SimClock` with awaitable moves; ``now``/``now_ms`` stay plain reads."""
-
-    def __init__(self, core: _Core) -> None:
-        self._core = core
-
-    @property
-    def now_ms(self) -> int:
-        """Virtual now, integer ms since the Unix epoch."""
-        return self._core.on_loop(self._core.sim.clock.now_ms)
-
-    @property
-    def now(self) -> datetime:
-        """Virtual now as an aware UTC ``datetime``."""
-        return datetime.fromtimestamp(self.now_ms / 1000, tz=UTC)
 
     async def advance(self, delta: Delta) -> int:
         """``await clock.advance("31h")``: see :meth:`SimClock.advance`."""
