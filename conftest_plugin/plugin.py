@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 _SEED = pytest.StashKey[tuple[int, str]]()  # (seed, where it came from)
 _USED = pytest.StashKey["SimConfig"]()  # on an item: the config its qstash_sim ran with
 _DEFAULT_API_KEY = "sk_test_qstash_sim"
-_SIM_KWARGS = ("seed", "payment", "deliver_to", "api_key")
+_SIM_KWARGS = ("seed", "payment", "deliver_to", "api_key", "strict")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,7 +47,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "qstash_sim(seed=None, payment=None, deliver_to=(), api_key=None): configure this test's qstash_sim",
+        "qstash_sim(seed=None, payment=None, deliver_to=(), api_key=None, strict=False): configure this test's qstash_sim",
     )
     config.addinivalue_line(
         "markers",
@@ -142,6 +142,7 @@ def _config_for(item: pytest.Item) -> SimConfig:
         payment=kwargs.get("payment"),
         deliver_to=(deliver_to,) if isinstance(deliver_to, str) else tuple(deliver_to),
         api_key=kwargs.get("api_key") or _DEFAULT_API_KEY,
+        strict=bool(kwargs.get("strict", False)),
     )
 
 
@@ -199,6 +200,7 @@ def qstash_sim_factory(request: pytest.FixtureRequest) -> Iterator[Callable[...,
         payment: str | None = None,
         deliver_to: Any = (),
         api_key: str = _DEFAULT_API_KEY,
+        strict: bool = False,
     ) -> QstashSim:
         from .server import SimConfig, SimServer
 
@@ -209,6 +211,7 @@ def qstash_sim_factory(request: pytest.FixtureRequest) -> Iterator[Callable[...,
             payment=payment,
             deliver_to=(deliver_to,) if isinstance(deliver_to, str) else tuple(deliver_to),
             api_key=api_key,
+            strict=strict,
         )
         server = SimServer.start(cfg.seed)
         try:

@@ -45,6 +45,7 @@ class SimConfig:
     payment: str | None = None  # None: the simulator's default (off)
     deliver_to: tuple[str, ...] = ()  # extra hosts delivered over real sockets (loopback always is)
     api_key: str = DEFAULT_API_KEY
+    strict: bool = False  # unknown Upstash-* headers answer 400 instead of a journal warning
 
     def describe(self) -> str:
         """``seed=7 scenario=flaky-destination payment=x402``: what a failure report prints."""
@@ -55,6 +56,8 @@ class SimConfig:
             parts.append(f"payment={self.payment}")
         if self.deliver_to:
             parts.append("deliver_to=" + ",".join(self.deliver_to))
+        if self.strict:
+            parts.append("strict")
         return " ".join(parts)
 
 
@@ -105,6 +108,7 @@ class SimServer:
             sim.engine.errors.clear()
             sim.virtual_transport.requests.clear()
             sim.deliver_to = list(config.deliver_to)
+            sim.strict = config.strict
             if isinstance(sim.transport, RoutingTransport):
                 # Built through the constructor so the patterns are normalised exactly as at start-up.
                 t = sim.transport

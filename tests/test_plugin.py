@@ -193,7 +193,7 @@ def test_bad_seed_and_bad_markers_are_usage_errors(tester: pytest.Pytester) -> N
     result = tester.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
-        ["*qstash_sim takes keyword arguments seed, payment, deliver_to, api_key; got [[]'sed'[]]"]
+        ["*qstash_sim takes keyword arguments seed, payment, deliver_to, api_key, strict; got [[]'sed'[]]"]
     )
 
 
@@ -210,6 +210,33 @@ def test_deliver_to_marker_applies_to_one_test_only(tester: pytest.Pytester) -> 
         def test_unmarked(qstash_sim):
             assert not qstash_sim.sim.transport.is_real("https://hooks.internal.test/x")
             assert qstash_sim.sim.transport.is_real("http://127.0.0.1:9/x")   # loopback always is
+        """
+    )
+    tester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_strict_marker_applies_to_one_test_only(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        import json, urllib.error, urllib.request
+        import pytest
+
+        def publish(qstash_sim):
+            req = urllib.request.Request(f"{qstash_sim.url}/publish/https://example.com/x", data=b"{}",
+                                         headers={"Upstash-Dealy": "10s"})
+            try:
+                return urllib.request.urlopen(req).status, ""
+            except urllib.error.HTTPError as e:
+                return e.code, json.load(e)["error"]
+
+        @pytest.mark.qstash_sim(strict=True)
+        def test_strict(qstash_sim):
+            status, error = publish(qstash_sim)
+            assert status == 400 and "did you mean Upstash-Delay?" in error
+
+        def test_lenient(qstash_sim):
+            assert publish(qstash_sim) == (200, "")
+            assert any("Upstash-Dealy" in (e.error or "") for e in qstash_sim.journal if e.kind == "warning")
         """
     )
     tester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)

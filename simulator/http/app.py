@@ -137,11 +137,11 @@ class Dispatcher:
     # that, instead of holding a connection and a buffer for ever); set it on the instance to change it.
     read_timeout: float = DEFAULT_READ_TIMEOUT
 
-    def __init__(self, sim: Simulator, contract: Contract, *, max_body: int, strict: bool) -> None:
+    def __init__(self, sim: Simulator, contract: Contract, *, max_body: int, strict: bool | None = None) -> None:
         self.sim = sim
         self.contract = contract
         self.max_body = max_body
-        self.strict = strict
+        self._strict = strict  # None: follow ``sim.strict``, which may change between tests
         contract.check_handlers(HANDLERS.keys())
         self.handlers = {op_id: HANDLERS[op_id] for op_id in contract.operation_ids}
         self.prices: dict[str, tuple[Decimal, str]] = {}
@@ -155,6 +155,15 @@ class Dispatcher:
         self.resolvers: list[InboundHook] = []
         self.before: list[InboundHook] = []
         self.after: list[AfterHook] = []
+
+    @property
+    def strict(self) -> bool:
+        """Unknown ``Upstash-*`` headers are a 400 (else a journal warning)."""
+        return self.sim.strict if self._strict is None else self._strict
+
+    @strict.setter
+    def strict(self, value: bool | None) -> None:
+        self._strict = value
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -278,7 +287,7 @@ def build_app(
     from . import faults, scenario_api  # noqa: F401 - scenario_api registers the /_sim/scenarios handlers
 
     contract = contract or Contract.load()
-    dispatcher = Dispatcher(sim, contract, max_body=max_body, strict=sim.strict if strict is None else strict)
+    dispatcher = Dispatcher(sim, contract, max_body=max_body, strict=strict)
     dispatcher.read_timeout = read_timeout
     # aiohttp's own limit is above ours so that our reader answers 413 with the QStash body.
     app = web.Application(client_max_size=max_body + 1, handler_args=handler_args(max_header_size))
