@@ -277,7 +277,7 @@ class Operation:
         qv: dict[str, Any] = {}
         for p in self.query_params:
             if p.items is not None and hasattr(query, "getall"):
-                raw: Any = query.getall(p.name, [])  # type: ignore[attr-defined]
+                raw: Any = query.getall(p.name, [])
             else:
                 raw = query.get(p.name)
             if raw is None or raw == []:

@@ -466,7 +466,7 @@ class Engine:
     async def _run_batch(self, batch: list[tuple[int, _Event]]) -> None:
         self._events_run += len(batch)
         pending: list[Prepared] = []
-        for seq, ev in batch:
+        for _seq, ev in batch:
             if ev.kind == _ATTEMPT:
                 assert ev.msg is not None
                 self._armed.pop((ev.msg.account, ev.msg.message_id), None)

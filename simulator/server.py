@@ -48,7 +48,8 @@ async def start_site(
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
-    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+    server = site._server  # aiohttp keeps the listening server here; its sockets give the bound port
+    sockets = list(getattr(server, "sockets", None) or [])
     bound = sockets[0].getsockname()[1] if sockets else port
     return runner, bound
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from ..core import PublishResult
 from . import serialize
 from .app import Ctx, Reply, handles
 
 
-def _publish_reply(results: list, *, many: bool) -> Reply:
-    bodies = []
+def _publish_reply(results: list[PublishResult], *, many: bool) -> Reply:
+    bodies: list[dict[str, object]] = []
     for r in results:
-        b = {"messageId": r.message_id, "url": r.url}
+        b: dict[str, object] = {"messageId": r.message_id, "url": r.url}
         if r.deduplicated:
             b["deduplicated"] = True
         bodies.append(b)

@@ -31,7 +31,7 @@ def api_key(headers: Any) -> str:
     key = (headers.get("x-api-key") or "").strip()
     if key:
         return key
-    auth = headers.get("Authorization", "")
+    auth = str(headers.get("Authorization", ""))
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
     return ""
