@@ -30,7 +30,7 @@ tests/e2e/node_modules/.installed: tests/e2e/package.json tests/e2e/package-lock
 e2e-deps: tests/e2e/node_modules/.installed
 
 serve: venv
-	$(PY) -m simulator serve --host $(HOST) --port $(PORT) $(ARGS)
+	$(PY) -m qstash_sim serve --host $(HOST) --port $(PORT) $(ARGS)
 
 test: venv e2e-deps
 	$(PY) -m pytest -q -n 2 $(ARGS)

@@ -27,8 +27,8 @@ FLAT_TOLERANCE = 2.0  # cost per event at 100k may be at most this many times th
 
 
 async def _measure(pending: int, sink_port: int, fixed: int, real: int) -> dict[str, float]:
-    from simulator.core import Caller, Simulator
-    from simulator.server import tune_gc
+    from qstash_sim.core.service import Caller, Simulator
+    from qstash_sim.server import tune_gc
 
     gc.set_threshold(700, 10, 10)  # start each size from Python's defaults ...
     gc.unfreeze()

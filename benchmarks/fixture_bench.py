@@ -30,8 +30,8 @@ def _median_ms(samples: list[float]) -> float:
 def run(*, starts: int = 5, tests: int = 300, publishes: int = 500) -> dict[str, Any]:
     """Measure and print the three figures (plus the import cost); returns them with their budgets."""
     t0 = time.perf_counter()
-    handle = importlib.import_module("conftest_plugin.handle")
-    server_mod = importlib.import_module("conftest_plugin.server")
+    handle = importlib.import_module("qstash_sim.pytest_plugin.handle")
+    server_mod = importlib.import_module("qstash_sim.pytest_plugin.server")
     import_ms = round((time.perf_counter() - t0) * 1000, 1)
 
     # first use: a fresh server each time (the compiled contract is rebuilt by every start)

@@ -179,8 +179,8 @@ def ensure_prism(progress: Progress) -> Path | None:
 
 
 def sim_argv(port: int) -> list[str]:
-    """``python -m simulator serve`` on ``port`` with a virtual clock and quiet logs."""
-    return [sys.executable, "-m", "simulator", "serve", "--port", str(port), "--clock", "virtual", "--log-level", "warning"]
+    """``python -m qstash_sim serve`` on ``port`` with a virtual clock and quiet logs."""
+    return [sys.executable, "-m", "qstash_sim", "serve", "--port", str(port), "--clock", "virtual", "--log-level", "warning"]
 
 
 def bare_argv(port: int) -> list[str]:

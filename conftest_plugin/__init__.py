@@ -3,7 +3,7 @@
 Installed with the package and registered through the ``pytest11`` entry point; ``-p no:qstash_sim``
 turns it off. The objects are importable for type hints::
 
-    from conftest_plugin import QstashSim
+    from qstash_sim.pytest_plugin import QstashSim
 
     def test_order(qstash_sim: QstashSim) -> None: ...
 """

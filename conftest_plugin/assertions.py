@@ -25,15 +25,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from simulator.clock import format_ms
-from simulator.model import (
-    Delivery,
-    DlqEntry,
-    EventState,
-    LedgerEntry,
-    Message,
-    MessageState,
-)
+from qstash_sim.base.clock import format_ms
+from qstash_sim.domain.ledger import LedgerEntry
+from qstash_sim.domain.message import Delivery, DlqEntry, EventState, Message, MessageState
 
 __all__ = [
     "DeliveryFilter",

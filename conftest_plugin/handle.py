@@ -21,11 +21,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from simulator.clock import format_ms
-from simulator.core import Simulator
-from simulator.durations import to_ms
-from simulator.journal import JournalEntry
-from simulator.model import Delivery, DlqEntry, LedgerEntry, Message, Queue, Schedule, SigningKeys
+from qstash_sim.base.clock import format_ms
+from qstash_sim.base.durations import to_ms
+from qstash_sim.core.journal import JournalEntry
+from qstash_sim.core.service import Simulator
+from qstash_sim.domain.account import SigningKeys
+from qstash_sim.domain.ledger import LedgerEntry
+from qstash_sim.domain.message import Delivery, DlqEntry, Message
+from qstash_sim.domain.queue import Queue
+from qstash_sim.domain.schedule import Schedule
 
 from . import assertions as _a
 from .server import NotWiredError, ScenarioSource, SimConfig, SimServer, scenario_label

@@ -148,7 +148,7 @@ def _config_for(item: pytest.Item) -> SimConfig:
 
 def _open(server: SimServer, cfg: SimConfig) -> QstashSim:
     """The handle for one test; a bad scenario or payment mode fails the setup with just its message."""
-    from simulator.errors import ConfigError
+    from qstash_sim.errors import ConfigError
 
     from .handle import QstashSim
 

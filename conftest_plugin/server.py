@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator.clock import DEFAULT_START_MS, VirtualClock
-from simulator.core import Simulator
-from simulator.delivery import RoutingTransport
-from simulator.server import ServerThread
+from qstash_sim.base.clock import DEFAULT_START_MS, VirtualClock
+from qstash_sim.core.service import Simulator
+from qstash_sim.engine.transport import RoutingTransport
+from qstash_sim.server import ServerThread
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -134,7 +134,7 @@ def _payment_setter(sim: Simulator) -> Callable[[Any], None] | None:
     if hasattr(sim, "payment_mode"):
         return lambda mode: setattr(sim, "payment_mode", mode)
     try:
-        from simulator.payment_state import payments_of
+        from qstash_sim.sapiom.feature import payments_of
     except ImportError:
         return None
     return lambda mode: None if mode is None else payments_of(sim).update(mode=mode)

@@ -1,9 +1,9 @@
-"""``python -m simulator`` does what the ``qstash-sim`` command does."""
+"""``python -m qstash_sim`` does what the ``qstash-sim`` command does."""
 
 from __future__ import annotations
 
 import sys
 
-from .cli import main
+from qstash_sim.cli import main
 
 sys.exit(main())

@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from qstash_sim import __version__
 
 EPILOG = """examples:
   qstash-sim serve                                   # http://127.0.0.1:8080, real clock, seed 0
@@ -162,11 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from .chaos import read_scenarios
-    from .core import Simulator
-    from .http.app import build_app
-    from .payment_state import configure_payments
-    from .server import start_site, tune_gc
+    from qstash_sim.core.service import Simulator
+    from qstash_sim.http.dispatch import build_app
+    from qstash_sim.sapiom.feature import configure_payments
+    from qstash_sim.scenarios.feature import read_scenarios
+    from qstash_sim.server import start_site, tune_gc
 
     scenarios, problems = read_scenarios(args.scenario)
     if problems:
@@ -205,7 +205,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``qstash-sim`` and ``python -m simulator``."""
+    """Entry point of ``qstash-sim`` and ``python -m qstash_sim``."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -220,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 0
     if args.command == "check":
-        from .chaos import check_command
+        from qstash_sim.scenarios.feature import check_command
 
         return check_command(args.files)
     parser.error(f"unknown command {args.command!r}")

@@ -14,10 +14,9 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from aiohttp import web
-
-from .core import Simulator
-from .http.app import APP_DISPATCHER, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT, build_app
-from .http.protocol import DEFAULT_MAX_HEADER_SIZE, AppRunner
+from qstash_sim.core.service import Simulator
+from qstash_sim.http.dispatch import APP_DISPATCHER, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT, build_app
+from qstash_sim.http.protocol import DEFAULT_MAX_HEADER_SIZE, AppRunner
 
 T = TypeVar("T")
 

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
-from simulator.contract import Contract
-from simulator.core import Simulator
-from simulator.server import ServerThread
+from qstash_sim.contract.router import Contract
+from qstash_sim.core.service import Simulator
+from qstash_sim.server import ServerThread
 
 _CONTRACT: Contract | None = None
 

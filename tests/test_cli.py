@@ -11,7 +11,7 @@ from conftest import Client
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "simulator", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "qstash_sim", *args], capture_output=True, text=True, timeout=60)
 
 
 def test_help_explains_every_serve_option() -> None:
@@ -39,7 +39,7 @@ def test_bad_option_values_are_usage_errors_without_traceback() -> None:
 
 def test_serve_prints_url_logs_requests_and_stops_cleanly_on_sigterm() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simulator", "serve", "--port", "0", "--clock", "virtual"],
+        [sys.executable, "-m", "qstash_sim", "serve", "--port", "0", "--clock", "virtual"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

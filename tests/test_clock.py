@@ -5,8 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
-
-from simulator.clock import DEFAULT_START_MS, Clock, RealClock, VirtualClock, format_ms
+from qstash_sim.base.clock import DEFAULT_START_MS, Clock, RealClock, VirtualClock, format_ms
 
 
 def test_virtual_clock_starts_at_2026() -> None:

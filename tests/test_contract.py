@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict
-
-from simulator.contract import Contract, load_spec
-from simulator.errors import BadRequest, ContractError, MethodNotAllowed, NotFound
+from qstash_sim.contract.router import Contract, load_spec
+from qstash_sim.errors import BadRequest, ContractError, MethodNotAllowed, NotFound
 
 SPEC_YAML = r"""
 openapi: 3.1.0
@@ -532,17 +531,15 @@ def test_shipped_spec_schemas_are_valid_json_schema() -> None:
     assert checked.operation_ids == Contract.load().operation_ids
 
 
-def test_parsed_spec_is_cached_by_content_and_a_bad_cache_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from simulator.contract import load_spec
+def test_loading_the_spec_writes_nothing_to_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qstash_sim.contract.router import load_spec
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text("openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths: {}\n")
-    first = load_spec(spec_file)
-    (cached,) = (tmp_path / "cache" / "qstash-sim").glob("openapi-*.json")
-    assert load_spec(spec_file) == first
-    cached.write_text("not json")  # a damaged cache falls back to parsing the YAML
-    assert load_spec(spec_file) == first
-    spec_file.write_text("openapi: 3.1.0\ninfo: {title: changed, version: '1'}\npaths: {}\n")
-    assert load_spec(spec_file)["info"]["title"] == "changed"  # new text, new cache key
-    assert len(list((tmp_path / "cache" / "qstash-sim").glob("openapi-*.json"))) == 2
+    assert load_spec(spec_file)["info"]["title"] == "t"
+    assert load_spec()["openapi"].startswith("3.1")
+    assert list(home.rglob("*")) == []

@@ -11,9 +11,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from qstash import Receiver
-
-from simulator.clock import RealClock, VirtualClock
-from simulator.delivery import (
+from qstash_sim.base.clock import RealClock, VirtualClock
+from qstash_sim.core.world import World
+from qstash_sim.domain.message import EventState, HistoryEvent, Message, MessageState
+from qstash_sim.engine.engine import Engine
+from qstash_sim.engine.transport import (
     OutboundRequest,
     Outcome,
     RealTransport,
@@ -21,9 +23,6 @@ from simulator.delivery import (
     VirtualTransport,
     is_loopback_host,
 )
-from simulator.engine import Engine
-from simulator.model import EventState, HistoryEvent, Message, MessageState
-from simulator.state import World
 
 T0 = 1_767_225_600_000
 
@@ -281,7 +280,7 @@ async def test_virtual_transport_script_and_timeout() -> None:
 
 
 async def test_routing_force_virtual_sends_even_loopback_urls_to_the_virtual_destination() -> None:
-    from simulator.delivery import RealTransport, RoutingTransport, VirtualTransport
+    from qstash_sim.engine.transport import RealTransport, RoutingTransport, VirtualTransport
 
     vt = VirtualTransport()
     routing = RoutingTransport(RealTransport(), vt, force_virtual=lambda url: url.endswith("/scripted"))
@@ -295,7 +294,7 @@ async def test_routing_force_virtual_sends_even_loopback_urls_to_the_virtual_des
 async def test_routing_divert_answers_some_real_bound_attempts_virtually(dest: Destination) -> None:
     """``divert`` is asked once per attempt that would go real: an Outcome is answered virtually (and recorded,
     a hang longer than the timeout becoming a timeout), ``None`` goes over the socket."""
-    from simulator.delivery import RealTransport, RoutingTransport, VirtualTransport
+    from qstash_sim.engine.transport import RealTransport, RoutingTransport, VirtualTransport
 
     asked: list[str] = []
     answers = iter([Outcome.response(503, "no"), None, Outcome.hang(40_000)])

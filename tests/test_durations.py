@@ -3,8 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-
-from simulator.durations import parse_duration, to_ms
+from qstash_sim.base.durations import parse_duration, to_ms
 
 
 @pytest.mark.parametrize(

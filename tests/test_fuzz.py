@@ -109,7 +109,7 @@ def _env() -> dict[str, str]:
 def base_url() -> Iterator[str]:
     """A ``qstash-sim serve`` subprocess on 127.0.0.1 (virtual clock; /v1/transactions needs ``fuzz-key``)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simulator", "serve", "--port", "0", "--clock", "virtual", "--seed", "1",
+        [sys.executable, "-m", "qstash_sim", "serve", "--port", "0", "--clock", "virtual", "--seed", "1",
          "--log-level", "error", "--api-key", API_KEY,
          # fuzzed advances may cross schedules other cases created: keep each one well inside the timeout
          "--max-advance-events", "20000"],

@@ -28,10 +28,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-
-from simulator.core import Simulator
-from simulator.delivery import MAX_RESPONSE_BODY
-from simulator.server import ServerThread
+from qstash_sim.core.service import Simulator
+from qstash_sim.engine.transport import MAX_RESPONSE_BODY
+from qstash_sim.server import ServerThread
 
 READ_TIMEOUT = 0.5
 PUBLISH = "/v1/qstash/publish/https://example.com/hook"

@@ -35,9 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
-from simulator.contract import Contract
-from simulator.scenarios import shipped_scenarios
+from qstash_sim.contract.router import Contract
+from qstash_sim.scenarios.runtime import shipped_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL = os.environ.get("QSTASH_SIM_SOAK", "").lower() in ("1", "full", "yes")
@@ -122,7 +121,7 @@ class _SinkProtocol(asyncio.Protocol):
 
 async def _start_server() -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "simulator", "serve", "--port", "0", "--clock", "virtual", "--seed", str(SEED),
+        sys.executable, "-m", "qstash_sim", "serve", "--port", "0", "--clock", "virtual", "--seed", str(SEED),
         "--log-level", "warning",
         cwd=ROOT, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )

@@ -22,16 +22,20 @@ def test_wheel_ships_contract_and_scenarios_and_runs_from_it(tmp_path: Path) -> 
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         zf.extractall(tmp_path / "site")
-    assert "simulator/openapi.yaml" in names
-    assert "simulator/scenarios/flaky-destination.yaml" in names
-    assert "simulator/py.typed" in names
+    assert "qstash_sim/openapi.yaml" in names
+    assert "qstash_sim/scenarios/library/flaky-destination.yaml" in names
+    assert "qstash_sim/scenarios/schema.json" in names
+    assert "qstash_sim/py.typed" in names
+    assert "qstash_sim/pytest_plugin/plugin.py" in names
+    # one import name: nothing generic lands in the user's site-packages
+    assert {n.split("/", 1)[0] for n in names if "/" in n and ".dist-info/" not in n} == {"qstash_sim"}
     assert any(n.endswith("entry_points.txt") for n in names)
     # the extracted wheel alone (no repository on the path) compiles the contract and lists scenarios
     code = (
-        "from simulator.contract import Contract; from simulator.http.app import build_app; "
-        "from simulator.core import Simulator; import importlib.resources as r; "
+        "from qstash_sim.contract.router import Contract; from qstash_sim.http.dispatch import build_app; "
+        "from qstash_sim.core.service import Simulator; from qstash_sim.scenarios.runtime import shipped_scenarios; "
         "c = Contract.load(); build_app(Simulator(), contract=c); "
-        "print(len(c.operation_ids), sorted(p.name for p in (r.files('simulator') / 'scenarios').iterdir())[0])"
+        "print(len(c.operation_ids), sorted(shipped_scenarios())[0])"
     )
     res = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path / 'site')!r}); {code}"],
@@ -43,4 +47,4 @@ def test_wheel_ships_contract_and_scenarios_and_runs_from_it(tmp_path: Path) -> 
     assert res.returncode == 0, res.stderr
     count, first = res.stdout.split()
     assert int(count) >= 18
-    assert first.endswith(".yaml")
+    assert first == "burst-rate-limit"

@@ -13,29 +13,16 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
-from simulator.errors import BadRequest, ConfigError, Conflict, NotFound, PaymentRequired
-from simulator.ids import Ids
-from simulator.ledger import Ledger
-from simulator.model import LedgerEntry
-from simulator.paygate import PaymentGate, PaymentOK, PaymentRejected, PaymentSettings, verify_payment
-from simulator.payments import (
-    GATEWAY_OPERATIONS,
-    AuthorizationPolicy,
-    PaymentMode,
-    PaymentStatus,
-    PolicyStep,
-    TransactionStatus,
-    price,
-    price_base_units,
-)
-from simulator.transactions import (
-    TransactionStore,
-    complete_to_json,
-    iso_time,
-    transaction_to_json,
-)
-from simulator.x402 import PaymentTerms, X402Variant, b64json, b64json_decode, build_challenge
+from qstash_sim.base.ids import Ids
+from qstash_sim.core.ledger import Ledger
+from qstash_sim.domain.ledger import LedgerEntry
+from qstash_sim.errors import BadRequest, ConfigError, Conflict, NotFound, PaymentRequired
+from qstash_sim.sapiom.paygate import PaymentGate, PaymentOK, PaymentRejected, PaymentSettings, verify_payment
+from qstash_sim.sapiom.policy import AuthorizationPolicy, PolicyStep
+from qstash_sim.sapiom.prices import GATEWAY_OPERATIONS, price, price_base_units
+from qstash_sim.sapiom.records import PaymentMode, PaymentStatus, TransactionStatus
+from qstash_sim.sapiom.transactions import TransactionStore, complete_to_json, iso_time, transaction_to_json
+from qstash_sim.sapiom.x402 import PaymentTerms, X402Variant, b64json, b64json_decode, build_challenge
 
 NOW = 1_790_000_000_000  # ms
 SIM = "http://127.0.0.1:8080"

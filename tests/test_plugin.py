@@ -13,8 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from conftest_plugin import QstashSimAssertionError
+from qstash_sim.pytest_plugin import QstashSimAssertionError
 
 pytest_plugins = ["pytester"]
 
@@ -335,7 +334,7 @@ def test_failure_output_is_a_near_miss_report_with_the_seed(tester: pytest.Pytes
     tester.makepyfile(
         """
         import pytest
-        from conftest_plugin import QstashSimAssertionError
+        from qstash_sim.pytest_plugin import QstashSimAssertionError
 
         @pytest.mark.qstash_sim(seed=42)
         def test_near_miss(qstash_sim, publish):

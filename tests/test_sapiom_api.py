@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 from conftest import Answer, Client, Receiver, Served
-
-from simulator.cli import build_parser
-from simulator.payment_state import configure_payments, payments_of
+from qstash_sim.cli import build_parser
+from qstash_sim.sapiom.feature import configure_payments, payments_of
 
 KEY = "sk_test_alice"
 OTHER = "sk_test_bob"

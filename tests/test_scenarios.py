@@ -10,19 +10,18 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
-
-from simulator.errors import ConfigError
-from simulator.ids import stream
-from simulator.payments import GATEWAY_OPERATIONS
-from simulator.scenario_format import (
+from qstash_sim.base.ids import stream
+from qstash_sim.errors import ConfigError
+from qstash_sim.sapiom.prices import GATEWAY_OPERATIONS
+from qstash_sim.scenarios.loader import (
     DEFAULT_ALLOWED_STATUSES,
     ScenarioError,
     _parse_duration,
     load_scenario,
     scenario_schema,
 )
-from simulator.scenario_model import ConnectionFault, Pass, PaymentRequired, StepKind, Variant
-from simulator.scenarios import (
+from qstash_sim.scenarios.model import ConnectionFault, Pass, PaymentRequired, StepKind, Variant
+from qstash_sim.scenarios.runtime import (
     ENGINE_STEP_KINDS,
     Fired,
     FiredKind,
@@ -623,12 +622,7 @@ def test_scripted_is_certain_scripts_only() -> None:
 async def test_probabilistic_scripts_divert_loopback_attempts_with_one_draw_each() -> None:
     """The routing decision and the draw are one: a hit is answered virtually, a miss goes real, and the
     hits are exactly those of calling destination_response once per attempt with the same seed."""
-    from simulator.delivery import (
-        OutboundRequest,
-        Outcome,
-        RoutingTransport,
-        VirtualTransport,
-    )
+    from qstash_sim.engine.transport import OutboundRequest, Outcome, RoutingTransport, VirtualTransport
 
     class Wire:
         def __init__(self) -> None:
@@ -659,7 +653,7 @@ async def test_probabilistic_scripts_divert_loopback_attempts_with_one_draw_each
 
 
 async def test_responder_plugs_into_the_virtual_transport() -> None:
-    from simulator.delivery import OutboundRequest, VirtualTransport
+    from qstash_sim.engine.transport import OutboundRequest, VirtualTransport
 
     text = ("destinations:\n  - {match: '*/slow', respond: {hang: 40s}}\n"
             "  - {match: '*/flaky', respond: [reset, {status: 429, headers: {Retry-After: 6m5s}}, 200]}\n")
@@ -769,11 +763,9 @@ def test_library_ships_every_file_through_the_package() -> None:
 
 def spec_fault_statuses() -> dict[str, set[int]]:
     """``{operationId: x-fault-statuses}`` read straight from the packaged openapi.yaml."""
-    import importlib.resources
+    from qstash_sim.contract.router import load_spec
 
-    import yaml
-
-    spec = yaml.safe_load((importlib.resources.files("simulator") / "openapi.yaml").read_text())
+    spec = load_spec()
     return {
         op["operationId"]: set(op["x-fault-statuses"])
         for item in spec["paths"].values()

@@ -18,13 +18,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 from conftest import Answer, Client, Receiver, Served
-
-from simulator.clock import DEFAULT_START_MS
-from simulator.core import Simulator
-from simulator.http.app import APP_DISPATCHER
-from simulator.http.faults import APP_FAULTS
-from simulator.scenarios import shipped_scenarios
-from simulator.server import ServerThread
+from qstash_sim.base.clock import DEFAULT_START_MS
+from qstash_sim.core.service import Simulator
+from qstash_sim.http.dispatch import APP_DISPATCHER
+from qstash_sim.http.faults import APP_FAULTS
+from qstash_sim.scenarios.runtime import shipped_scenarios
+from qstash_sim.server import ServerThread
 
 P = "/v1/qstash"
 DAY_MS = 86_400_000
@@ -462,7 +461,7 @@ def test_reset_unloads_scenarios_but_reloads_kept_ones(served: Served, client: C
 
 
 def test_python_api_validates_against_the_contract(served: Served) -> None:
-    from simulator.scenario_format import ScenarioError
+    from qstash_sim.scenarios.loader import ScenarioError
 
     def bad() -> None:
         served.sim.load_scenario({"rules": [{"match": {"operation": "simHealth"}, "action": {"respond": {"status": 503}}}]})
@@ -515,7 +514,7 @@ def test_same_seed_same_scenario_same_requests_same_journal_bytes() -> None:
 
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "simulator", *args], check=False, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "qstash_sim", *args], check=False, capture_output=True, text=True, timeout=timeout)
 
 
 def test_check_command_good_and_bad_files(tmp_path: Path) -> None:
@@ -543,7 +542,7 @@ def test_serve_with_scenarios_answers_faults_and_takes_the_scenario_seed(tmp_pat
     seeded = tmp_path / "seeded.yaml"
     seeded.write_text("name: seeded\nseed: 42\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simulator", "serve", "--port", "0", "--clock", "virtual", "--log-level", "warning",
+        [sys.executable, "-m", "qstash_sim", "serve", "--port", "0", "--clock", "virtual", "--log-level", "warning",
          "--scenario", "gateway-outage-5m", "--scenario", str(seeded)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

@@ -22,11 +22,10 @@ from typing import Any
 
 import pytest
 from conftest import Client, Receiver, Served
-
-from simulator.core import Simulator
-from simulator.payment_state import configure_payments, payments_of
-from simulator.payments import TransactionStatus
-from simulator.server import ServerThread
+from qstash_sim.core.service import Simulator
+from qstash_sim.sapiom.feature import configure_payments, payments_of
+from qstash_sim.sapiom.records import TransactionStatus
+from qstash_sim.server import ServerThread
 
 HERE = Path(__file__).parent
 E2E = HERE / "e2e"
@@ -258,7 +257,7 @@ def test_replayed_payment_is_refused(sdk: tuple[Served, Receiver]) -> None:
     assert out["status"] == 200
     wait_for_completions(served, 1)
     [tx] = served.on_loop(lambda: list(payments_of(served.sim).store))
-    from simulator.x402 import b64json
+    from qstash_sim.sapiom.x402 import b64json
 
     client: Client = served.client
     path = f"/v1/qstash/publish/{receiver.url('/hook')}"

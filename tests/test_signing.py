@@ -7,9 +7,8 @@ import time
 import pytest
 from qstash import Receiver
 from qstash.errors import SignatureError
-
-from simulator.model import SigningKeys
-from simulator.signing import body_hash, rotate, sign
+from qstash_sim.domain.account import SigningKeys
+from qstash_sim.engine.signing import body_hash, rotate, sign
 
 CURRENT = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"
 NEXT = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs"

@@ -32,12 +32,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-
-from ..errors import ApiError
-from ..scenario_format import MAX_INBOUND_LATENCY_MS
-from ..scenarios import Fired, FiredKind, InboundContext
-from ..settings import parse_destination
-from .app import Ctx, Dispatcher, json_response
+from qstash_sim.errors import ApiError
+from qstash_sim.http.dispatch import Ctx, Dispatcher, json_response
+from qstash_sim.http.headers import parse_destination
+from qstash_sim.scenarios.loader import MAX_INBOUND_LATENCY_MS
+from qstash_sim.scenarios.runtime import Fired, FiredKind, InboundContext
 
 __all__ = ["APP_FAULTS", "FaultHook", "install"]
 

@@ -1,0 +1,208 @@
+"""Domain objects to the JSON shapes of ``openapi.yaml``. The only place dicts are built for the wire."""
+
+from __future__ import annotations
+
+import base64
+from decimal import Decimal
+from typing import Any
+
+from qstash_sim.core.journal import JournalEntry
+from qstash_sim.core.ledger import Ledger
+from qstash_sim.domain.message import Delivery, DlqEntry, Message
+from qstash_sim.domain.queue import Queue
+from qstash_sim.domain.schedule import Schedule
+
+
+def _body_fields(body: bytes, text_key: str = "body", b64_key: str = "bodyBase64") -> dict[str, str]:
+    if not body:
+        return {}
+    try:
+        return {text_key: body.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {b64_key: base64.b64encode(body).decode("ascii")}
+
+
+def _header_map(headers: dict[str, str], content_type: str | None) -> dict[str, list[str]]:
+    out = {k: [v] for k, v in headers.items()}
+    if content_type:
+        out["Content-Type"] = [content_type]
+    return out
+
+
+def message(m: Message) -> dict[str, Any]:
+    """``Message`` schema."""
+    out: dict[str, Any] = {
+        "messageId": m.message_id,
+        "url": m.url,
+        "method": m.method,
+        "header": _header_map(m.headers, m.content_type),
+        **_body_fields(m.body),
+        "maxRetries": m.max_retries,
+        "timeout": m.timeout_ms,
+        "notBefore": m.not_before_ms,
+        "createdAt": m.created_ms,
+        "callerIP": m.caller_ip,
+        "callerIp": m.caller_ip,
+        "state": m.state.value,
+        "retried": m.retried,
+        "history": [
+            {
+                k: v
+                for k, v in (
+                    ("time", h.time_ms),
+                    ("state", h.state.value),
+                    ("retried", h.retried),
+                    ("responseStatus", h.response_status),
+                    ("error", h.error),
+                    ("nextDeliveryTime", h.next_delivery_ms),
+                )
+                if v is not None
+            }
+            for h in m.history
+        ],
+    }
+    if m.retry_delay_expr:
+        out["retryDelayExpression"] = m.retry_delay_expr
+    if m.queue_name:
+        out["queueName"] = m.queue_name
+    if m.schedule_id:
+        out["scheduleId"] = m.schedule_id
+    if m.labels:
+        out["label"] = m.labels[0]
+        out["labels"] = list(m.labels)
+    if m.next_delivery_ms is not None:
+        out["nextDeliveryTime"] = m.next_delivery_ms
+    if m.dlq_id:
+        out["dlqId"] = m.dlq_id
+    return out
+
+
+def dlq_entry(e: DlqEntry) -> dict[str, Any]:
+    """``DlqMessage`` schema: the message plus its last response."""
+    out = message(e.message)
+    out["dlqId"] = e.dlq_id
+    if e.response_status is not None:
+        out["responseStatus"] = e.response_status
+    out["responseHeader"] = e.response_headers
+    out.update(_body_fields(e.response_body, "responseBody", "responseBodyBase64"))
+    return out
+
+
+def queue(q: Queue) -> dict[str, Any]:
+    """``Queue`` schema."""
+    return {
+        "name": q.name,
+        "createdAt": q.created_ms,
+        "updatedAt": q.updated_ms,
+        "parallelism": q.parallelism,
+        "lag": q.lag,
+        "paused": q.paused,
+    }
+
+
+def schedule(s: Schedule) -> dict[str, Any]:
+    """``Schedule`` schema."""
+    out: dict[str, Any] = {
+        "scheduleId": s.schedule_id,
+        "cron": s.cron,
+        "destination": s.destination,
+        "createdAt": s.created_ms,
+        "method": s.method,
+        "retries": s.retries,
+        "header": _header_map(s.headers, s.content_type),
+        **_body_fields(s.body),
+        "delay": s.delay_ms // 1000,
+        "timeout": s.timeout_ms,
+        "callerIP": "127.0.0.1",
+        "callerIp": "127.0.0.1",
+        "isPaused": s.is_paused,
+        "lastScheduleStates": dict(s.last_schedule_states),
+    }
+    if s.retry_delay_expr:
+        out["retryDelayExpression"] = s.retry_delay_expr
+    if s.queue_name:
+        out["queueName"] = s.queue_name
+    if s.labels:
+        out["label"] = s.labels[0]
+        out["labels"] = list(s.labels)
+    if s.last_schedule_time is not None:
+        out["lastScheduleTime"] = s.last_schedule_time
+    if s.next_schedule_time is not None:
+        out["nextScheduleTime"] = s.next_schedule_time
+    return out
+
+
+def journal_entry(e: JournalEntry) -> dict[str, Any]:
+    """``JournalEntry`` schema."""
+    return {
+        "seq": e.seq,
+        "time": e.time_ms,
+        "kind": e.kind,
+        "account": e.account,
+        "requestId": e.request_id,
+        "operation": e.operation,
+        "method": e.method,
+        "path": e.path,
+        "status": e.status,
+        "messageIds": list(e.message_ids),
+        "messageId": e.message_id,
+        "retried": e.retried,
+        "url": e.url,
+        "outcome": e.outcome,
+        "error": e.error,
+        "rule": e.rule,
+        "warnings": list(e.warnings),
+        "detail": e.detail,
+    }
+
+
+def delivery(d: Delivery) -> dict[str, Any]:
+    """``Delivery`` schema (the inbox)."""
+    return {
+        "seq": d.seq,
+        "time": d.time_ms,
+        "account": d.account,
+        "messageId": d.message_id,
+        "url": d.url,
+        "method": d.method,
+        "headers": dict(d.headers),
+        **_body_fields(d.body),
+        "retried": d.retried,
+        "virtual": d.virtual,
+        "status": d.status,
+        "error": d.error,
+    }
+
+
+def _money(x: Decimal) -> str:
+    return format(x.normalize(), "f") if x else "0"
+
+
+def ledger(led: Ledger, *, account: str | None = None, agent: str | None = None) -> dict[str, Any]:
+    """``Ledger`` schema: totals per account and agent, and the entries."""
+    entries = list(led.select(account=account, agent=agent))
+    accounts: dict[str, Decimal] = {}
+    agents: dict[str, Decimal] = {}
+    for e in entries:
+        accounts[e.account] = accounts.get(e.account, Decimal(0)) + e.amount
+        if e.agent:
+            agents[e.agent] = agents.get(e.agent, Decimal(0)) + e.amount
+    return {
+        "total": _money(sum((e.amount for e in entries), Decimal(0))),
+        "accounts": {k: _money(v) for k, v in accounts.items()},
+        "agents": {k: _money(v) for k, v in agents.items()},
+        "entries": [
+            {
+                "time": e.time_ms,
+                "account": e.account,
+                "agent": e.agent,
+                "transactionId": e.transaction_id,
+                "requestId": e.request_id,
+                "operation": e.operation,
+                "quantity": e.quantity,
+                "unitPrice": _money(e.unit_price),
+                "amount": _money(e.amount),
+            }
+            for e in entries
+        ],
+    }

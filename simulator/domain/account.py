@@ -1,0 +1,33 @@
+"""An account: everything one caller owns, and its signing keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qstash_sim.domain.message import DlqEntry, Message
+    from qstash_sim.domain.queue import Queue
+    from qstash_sim.domain.schedule import Schedule
+
+
+@dataclass(slots=True)
+class SigningKeys:
+    """An account's QStash signing keys: ``current`` signs, ``next`` takes over on rotation."""
+
+    current: str
+    next: str
+
+
+@dataclass(slots=True)
+class Account:
+    """Everything one account owns. Accounts never see each other's objects."""
+
+    name: str
+    signing_keys: SigningKeys
+    messages: dict[str, Message] = field(default_factory=dict)
+    queues: dict[str, Queue] = field(default_factory=dict)
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+    dlq: dict[str, DlqEntry] = field(default_factory=dict)
+    dedup: dict[str, tuple[str, int]] = field(default_factory=dict)  # dedup id -> (message id, expires ms)
+

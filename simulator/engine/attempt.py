@@ -1,0 +1,223 @@
+"""The rules of one delivery attempt: what is sent, and what its outcome does to the message.
+
+The engine decides *when* an attempt runs; :class:`AttemptRules` decides *what* it sends (headers,
+signature) and what follows from the answer (delivered, retry at some instant, or failed into the DLQ),
+writing history, journal and inbox. It never touches the event heap: :meth:`AttemptRules.apply` returns a
+:class:`Verdict` and the engine schedules the retry or frees the queue slot.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from qstash_sim.base.ids import stream
+from qstash_sim.core.world import World
+from qstash_sim.domain.message import FINAL_STATES, Delivery, DlqEntry, EventState, HistoryEvent, Message, MessageState
+from qstash_sim.engine.retry import RetryDelay, compile_retry_delay, default_backoff_ms, parse_retry_after
+from qstash_sim.engine.signing import sign
+from qstash_sim.engine.transport import OutboundRequest, Outcome
+
+__all__ = ["DEFAULT_TIMEOUT_MS", "AttemptRules", "Prepared", "Verdict"]
+
+log = logging.getLogger("qstash_sim.engine")
+
+DEFAULT_TIMEOUT_MS = 2 * 3600 * 1000  # a message without a timeout gets the PAYG plan maximum (2 h)
+
+
+class Verdict(enum.Enum):
+    """What an attempt's outcome did to its message."""
+
+    DELIVERED = "delivered"  # 2xx: final
+    RETRY = "retry"  # failed, another attempt at ``msg.next_delivery_ms``
+    FAILED = "failed"  # failed for good: a DLQ entry exists
+    CANCELLED = "cancelled"  # the message was cancelled while the request was on the wire
+
+
+@dataclass(slots=True)
+class Prepared:
+    """An attempt ready to send: the request, its timeout, and the inbox record to fill in."""
+
+    msg: Message
+    request: OutboundRequest
+    timeout_ms: int
+    delivery: Delivery
+
+
+class AttemptRules:
+    """Builds attempts and applies their outcomes for one :class:`World`.
+
+    Holds the few things that must survive between attempts: compiled ``Upstash-Retry-Delay``
+    expressions, the per-millisecond DLQ id counter and the seeded ``jti`` stream (its own stream, so
+    that the number of attempts never shifts the message ids a test sees).
+    """
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget caches and restart the ``jti`` stream from the world's seed."""
+        self._delay_exprs: dict[str, RetryDelay | None] = {}
+        self._dlq_stamp = (0, -1)  # (ms, last seq used at that ms) for "{ms}-{seq}" DLQ ids
+        self._jti = stream(self.world.seed, "jti")
+
+    # ----------------------------------------------------------------------------------------------
+
+    def start(self, msg: Message, now: int, sign_now: int) -> Prepared:
+        """Record ACTIVE and build the request; ``sign_now`` is the time put into the signature."""
+        msg.history.append(HistoryEvent(now, EventState.ACTIVE, retried=msg.retried))
+        headers = self.headers(msg, sign_now)
+        request = OutboundRequest(url=msg.url, method=msg.method, headers=headers, body=msg.body)
+        delivery = Delivery(
+            seq=0,
+            time_ms=now,
+            account=msg.account,
+            message_id=msg.message_id,
+            url=msg.url,
+            method=msg.method,
+            headers=headers,
+            body=msg.body,
+            retried=msg.retried,
+            virtual=True,
+        )
+        timeout = msg.timeout_ms if msg.timeout_ms > 0 else DEFAULT_TIMEOUT_MS
+        return Prepared(msg, request, timeout, delivery)
+
+    def headers(self, msg: Message, sign_now: int) -> dict[str, str]:
+        """Forwarded headers, then ours (which win over a forwarded header of the same name, any case)."""
+        ours: dict[str, str] = {}
+        if msg.content_type:
+            ours["Content-Type"] = msg.content_type
+        ours["Upstash-Message-Id"] = msg.message_id
+        ours["Upstash-Retried"] = str(msg.retried)
+        if msg.schedule_id:
+            ours["Upstash-Schedule-Id"] = msg.schedule_id
+        ours["User-Agent"] = "Upstash-QStash"
+        key = self.world.accounts.get(msg.account).signing_keys.current
+        jti = f"jwt_{self._jti.getrandbits(96):024x}"
+        ours["Upstash-Signature"] = sign(key, msg.url, msg.body, sign_now, jti)
+        taken = {k.lower() for k in ours}
+        headers = {k: v for k, v in msg.headers.items() if k.lower() not in taken}
+        headers.update(ours)
+        return headers
+
+    def record(self, delivery: Delivery, outcome: Outcome) -> None:
+        """Fill in the inbox record with the answer and append it (inbox order = order of sending)."""
+        delivery.seq = len(self.world.inbox) + 1
+        delivery.virtual = outcome.virtual
+        delivery.status = outcome.status
+        delivery.error = outcome.error
+        delivery.duration_ms = outcome.duration_ms
+        self.world.inbox.append(delivery)
+
+    def apply(self, msg: Message, outcome: Outcome, now: int) -> Verdict:
+        """Turn an outcome into history, journal, and a retry time or a DLQ entry."""
+        retried = msg.retried
+        if msg.state in FINAL_STATES:  # cancelled while the request was on the wire: the cancel wins
+            self._journal(msg, outcome, Verdict.CANCELLED, retried, now)
+            return Verdict.CANCELLED
+        if outcome.ok:
+            msg.state = MessageState.DELIVERED
+            msg.next_delivery_ms = None
+            msg.history.append(
+                HistoryEvent(now, EventState.DELIVERED, retried=retried, response_status=outcome.status)
+            )
+            self._journal(msg, outcome, Verdict.DELIVERED, retried, now)
+            return Verdict.DELIVERED
+        error = outcome.error or f"destination answered {outcome.status}"
+        msg.history.append(
+            HistoryEvent(now, EventState.ERROR, retried=retried, response_status=outcome.status, error=error)
+        )
+        flag = (outcome.header("Upstash-NonRetryable-Error") or "").strip().lower()
+        non_retryable = outcome.status == 489 and flag == "true"
+        if not non_retryable and retried < msg.max_retries:
+            due = now + self._retry_delay(msg, outcome, now)
+            msg.retried = retried + 1
+            msg.state = MessageState.RETRY
+            msg.next_delivery_ms = due
+            msg.history.append(HistoryEvent(now, EventState.RETRY, retried=retried, next_delivery_ms=due))
+            self._journal(msg, outcome, Verdict.RETRY, retried, now, next_delivery_ms=due)
+            return Verdict.RETRY
+        dlq_id = self._dlq_id(now)
+        msg.state = MessageState.FAILED
+        msg.next_delivery_ms = None
+        msg.dlq_id = dlq_id
+        msg.history.append(
+            HistoryEvent(now, EventState.FAILED, retried=retried, response_status=outcome.status, error=error)
+        )
+        self.world.accounts.get(msg.account).dlq[dlq_id] = DlqEntry(
+            dlq_id=dlq_id,
+            message=msg,
+            created_ms=now,
+            response_status=outcome.status,
+            response_headers={k: list(v) for k, v in outcome.headers.items()},
+            response_body=outcome.body,
+            error=outcome.error,
+        )
+        self._journal(msg, outcome, Verdict.FAILED, retried, now, dlq_id=dlq_id, non_retryable=non_retryable)
+        return Verdict.FAILED
+
+    # ----------------------------------------------------------------------------------------------
+
+    def _retry_delay(self, msg: Message, outcome: Outcome, now: int) -> int:
+        """Destination's Retry-After & co. first, then Upstash-Retry-Delay, then the default backoff."""
+        asked = parse_retry_after(outcome.headers, now)
+        if asked is not None:
+            return asked
+        if msg.retry_delay_expr:
+            expr = self._compiled(msg.retry_delay_expr, now)
+            if expr is not None:
+                try:
+                    return expr.evaluate(msg.retried)
+                except ValueError as exc:
+                    self.world.journal.warn(
+                        now, f"{exc}; using the default backoff", account=msg.account, message_id=msg.message_id
+                    )
+        return default_backoff_ms(msg.retried + 1)
+
+    def _compiled(self, source: str, now: int) -> RetryDelay | None:
+        if source not in self._delay_exprs:
+            try:
+                self._delay_exprs[source] = compile_retry_delay(source)
+            except ValueError as exc:  # the gateway should have answered 400 already
+                self.world.journal.warn(now, f"{exc}; using the default backoff")
+                self._delay_exprs[source] = None
+        return self._delay_exprs[source]
+
+    def _dlq_id(self, now: int) -> str:
+        ms, seq = self._dlq_stamp
+        seq = seq + 1 if ms == now else 0
+        self._dlq_stamp = (now, seq)
+        return f"{now}-{seq}"
+
+    def _journal(
+        self, msg: Message, outcome: Outcome, verdict: Verdict, retried: int, now: int, **detail: Any
+    ) -> None:
+        self.world.journal.add(
+            now,
+            "attempt",
+            account=msg.account,
+            request_id=msg.request_id,
+            message_id=msg.message_id,
+            retried=retried,
+            url=msg.url,
+            method=msg.method,
+            status=outcome.status,
+            outcome=verdict.value,
+            error=outcome.error,
+            rule=outcome.rule,
+            detail={"duration_ms": outcome.duration_ms, "virtual": outcome.virtual, **detail},
+        )
+        log.info(
+            "attempt %s retried=%d %s %s -> %s %s%s",
+            msg.message_id,
+            retried,
+            msg.method,
+            msg.url,
+            outcome.status if outcome.status is not None else outcome.error,
+            verdict.value,
+            " (virtual)" if outcome.virtual else "",
+        )

@@ -1,0 +1,204 @@
+"""Turning a publish request's headers into message settings, with 400s that name the field.
+
+The HTTP layer has already checked the top-level headers against ``openapi.yaml``; this module does the
+checks a schema cannot (durations, retry-delay expressions, destinations) and is the only check for the
+``headers`` object of each batch item, so its messages carry the item's location, e.g.
+``body /1/headers/Upstash-Retries: expected an integer from 0 to 5, got "x"``."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from urllib.parse import unquote, urlsplit
+
+from qstash_sim.base.durations import parse_duration
+from qstash_sim.domain.commands import MAX_RETRIES, METHODS, MessageSettings
+from qstash_sim.engine.retry import compile_retry_delay
+from qstash_sim.errors import BadRequest
+
+# Headers the gateway accepts and drops before storing or forwarding (Sapiom strips them).
+STRIPPED_PREFIXES = ("upstash-callback", "upstash-failure-callback", "upstash-flow-control-")
+
+
+# Headers never forwarded by Upstash-Header-Forward: hop-by-hop, credentials of the gateway, payment.
+_NOT_FORWARDED = frozenset(
+    {
+        "host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "trailer",
+        "upgrade", "proxy-authorization", "proxy-connection", "authorization", "x-api-key",
+        "x-sapiom-transaction-id", "x-payment", "payment-signature", "content-type", "accept-encoding",
+    }
+)
+
+
+_SCHEME_ERROR = "invalid destination url: endpoint has invalid scheme, add http:// or https://"
+
+
+_SCHEME_RE = re.compile(r"^https?://", re.IGNORECASE)
+
+
+_TRAVERSAL_RE = re.compile(r"%2e%2e|%2e\.|\.%2e|%5c|\\", re.IGNORECASE)
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x20\x7f]")
+
+
+_TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 header field name
+
+
+def parse_destination(raw: str, where: str = "path destination") -> str:
+    """The destination URL from the raw path tail, decoded once if percent-encoded.
+
+    ``parse_destination("https://example.com/a?b=1")`` -> ``"https://example.com/a?b=1"``;
+    ``parse_destination("https%3A%2F%2Fexample.com%2Fa")`` -> ``"https://example.com/a"``;
+    ``parse_destination("example.com")`` raises ``BadRequest`` (the QStash scheme message).
+    """
+    dest = raw
+    if not _SCHEME_RE.match(dest):
+        decoded = unquote(dest)
+        if _SCHEME_RE.match(decoded):
+            dest = decoded
+        else:
+            raise BadRequest(_SCHEME_ERROR)
+    if _CONTROL_RE.search(dest):
+        raise BadRequest(f"{where}: invalid destination url: control characters or spaces are not allowed")
+    try:
+        parts = urlsplit(dest)
+    except ValueError as exc:  # e.g. "[...]" that is not an IPv6 address
+        raise BadRequest(f"{where}: invalid destination url: {exc}") from None
+    if not parts.hostname:
+        raise BadRequest(f"{where}: invalid destination url: missing host in {dest!r}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise BadRequest(f"{where}: invalid destination url: bad port in {dest!r}") from None
+    path = parts.path
+    if _TRAVERSAL_RE.search(dest) or any(seg in ("..", ".") for seg in path.split("/")[1:]):
+        raise BadRequest(f"{where}: invalid destination url: path traversal is not allowed ({dest!r})")
+    if re.search(r"%2f", path, re.IGNORECASE) and ".." in unquote(path):
+        raise BadRequest(f"{where}: invalid destination url: path traversal is not allowed ({dest!r})")
+    return dest
+
+
+def check_name(value: str, where: str) -> str:
+    """A queue or schedule name: ``[A-Za-z0-9._-]``, 1-128 characters."""
+    if not value or len(value) > 128 or not _NAME_RE.match(value):
+        raise BadRequest(f"{where}: must match ^[A-Za-z0-9._-]+$ (1-128 characters), got {value!r}")
+    if value in (".", ".."):
+        # clients normalise /queues/.. away: such a queue could never be addressed again
+        raise BadRequest(f"{where}: '.' and '..' are not allowed as names")
+    return value
+
+
+def _bool(value: str, where: str) -> bool:
+    low = value.strip().lower()
+    if low not in ("true", "false"):
+        raise BadRequest(f"{where}: expected true or false, got {value!r}")
+    return low == "true"
+
+
+def _duration(value: str, where: str) -> int:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise BadRequest(f"{where}: expected a duration such as 50s, 10m or 1d10h30m, got {value!r} ({exc})") from None
+
+
+def _check_header_value(loc: str, value: str) -> None:
+    if "\r" in value or "\n" in value or "\x00" in value:
+        raise BadRequest(f"{loc}: header values must not contain CR, LF or NUL")
+    try:
+        value.encode("utf-8")  # the HTTP parser keeps undecodable bytes as lone surrogates
+    except UnicodeEncodeError:
+        raise BadRequest(f"{loc}: header value is not valid UTF-8") from None
+
+
+def parse_settings(
+    url: str,
+    headers: Mapping[str, str],
+    *,
+    where: str = "header",
+    allow_delay: bool = True,
+) -> MessageSettings:
+    """Read the ``Upstash-*`` settings and the forwarded headers of one message.
+
+    ``headers`` is case-insensitive for a request (a multidict) or a plain dict for a batch item; either
+    way names are compared case-insensitively. ``where`` prefixes every error message.
+    """
+    s = MessageSettings(url=url)
+    forward_all = False
+    extra: list[tuple[str, str]] = []
+    for raw_name, value in headers.items():
+        name = raw_name.lower()
+        loc = f"{where} {raw_name}" if where == "header" else f"{where}/{raw_name}"
+        if not isinstance(value, str):
+            raise BadRequest(f"{loc}: expected a string value, got {type(value).__name__}")
+        if name == "content-type":
+            _check_header_value(loc, value)
+            s.content_type = value
+        elif name.startswith("upstash-forward-"):
+            fwd = raw_name[len("upstash-forward-"):]
+            if not fwd or not _TOKEN_RE.match(fwd):
+                raise BadRequest(f"{loc}: {fwd!r} is not a valid header name")
+            _check_header_value(loc, value)
+            s.headers[fwd] = value
+        elif name == "upstash-method":
+            if value.upper() not in METHODS:
+                raise BadRequest(f"{loc}: expected one of {', '.join(METHODS)}, got {value!r}")
+            s.method = value.upper()
+        elif name == "upstash-delay":
+            if allow_delay:
+                s.delay_ms = _duration(value, loc)
+        elif name == "upstash-not-before":
+            if not value.strip().isdigit():
+                raise BadRequest(f"{loc}: expected Unix seconds (an integer), got {value!r}")
+            s.not_before_s = int(value)
+        elif name == "upstash-retries":
+            if not value.strip().isdigit() or not 0 <= int(value) <= MAX_RETRIES:
+                raise BadRequest(f"{loc}: expected an integer from 0 to {MAX_RETRIES}, got {value!r}")
+            s.retries = int(value)
+        elif name == "upstash-retry-delay":
+            try:
+                compile_retry_delay(value)
+            except ValueError as exc:
+                raise BadRequest(f"{loc}: {exc}") from None
+            s.retry_delay_expr = value
+        elif name == "upstash-timeout":
+            ms = int(value) * 1000 if value.strip().isdigit() else _duration(value, loc)
+            if ms <= 0:
+                raise BadRequest(f"{loc}: expected a positive duration, got {value!r}")
+            s.timeout_ms = ms
+        elif name == "upstash-deduplication-id":
+            s.dedup_id = value
+        elif name == "upstash-content-based-deduplication":
+            s.content_dedup = _bool(value, loc)
+        elif name == "upstash-label":
+            s.labels = [p.strip() for p in value.split(",") if p.strip()]
+        elif name == "upstash-header-forward":
+            forward_all = _bool(value, loc)
+        elif not name.startswith("upstash-"):
+            extra.append((raw_name, value))
+        # Every other Upstash-* header (callbacks, flow control, cron, telemetry, ...) is dropped here.
+    if forward_all:
+        for raw_name, value in extra:
+            if raw_name.lower() not in _NOT_FORWARDED:
+                _check_header_value(f"{where} {raw_name}" if where == "header" else f"{where}/{raw_name}", value)
+                s.headers.setdefault(raw_name, value)
+    return s
+
+
+def content_dedup_key(s: MessageSettings, body: bytes) -> str:
+    """The id QStash derives for content-based deduplication: destination, body, type, forwarded headers."""
+    h = hashlib.sha256()
+    h.update(s.url.encode())
+    h.update(b"\0")
+    h.update(body)
+    h.update(b"\0")
+    h.update((s.content_type or "").encode())
+    for k, v in sorted(s.headers.items()):
+        h.update(f"\0{k.lower()}:{v}".encode())
+    return "content:" + h.hexdigest()
+
