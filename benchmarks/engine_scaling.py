@@ -27,7 +27,8 @@ FLAT_TOLERANCE = 2.0  # cost per event at 100k may be at most this many times th
 
 
 async def _measure(pending: int, sink_port: int, fixed: int, real: int) -> dict[str, float]:
-    from qstash_sim.core.service import Caller, Simulator
+    from qstash_sim import Caller, Simulator
+    from qstash_sim.http.headers import publish_command
     from qstash_sim.server import tune_gc
 
     gc.set_threshold(700, 10, 10)  # start each size from Python's defaults ...
@@ -42,7 +43,7 @@ async def _measure(pending: int, sink_port: int, fixed: int, real: int) -> dict[
     for i in range(pending):
         entry = journal.add(sim.world.now, "request", method="POST", path="/v1/qstash/publish/" + VIRTUAL_URL)
         caller.request_id = entry.request_id = f"req_{entry.seq}"
-        r = sim.publish(caller, VIRTUAL_URL, BODY, {"Content-Type": "application/json", "Upstash-Delay": f"{60 + i % 86000}s"})
+        r = sim.publish(caller, publish_command(VIRTUAL_URL, {"Content-Type": "application/json", "Upstash-Delay": f"{60 + i % 86000}s"}, BODY))
         entry.message_ids = [r.message_id]
     gc.collect()
     stored = tracemalloc.get_traced_memory()[0] - before
@@ -51,7 +52,7 @@ async def _measure(pending: int, sink_port: int, fixed: int, real: int) -> dict[
 
     t0 = time.perf_counter()
     for _ in range(fixed):
-        sim.publish(caller, VIRTUAL_URL, BODY, {"Content-Type": "application/json"})
+        sim.publish(caller, publish_command(VIRTUAL_URL, {"Content-Type": "application/json"}, BODY))
     out["publish_us"] = (time.perf_counter() - t0) / fixed * 1e6
     t0 = time.perf_counter()
     await sim.settle()
@@ -59,7 +60,7 @@ async def _measure(pending: int, sink_port: int, fixed: int, real: int) -> dict[
 
     url = f"http://127.0.0.1:{sink_port}/hook"
     for _ in range(real):
-        sim.publish(caller, url, BODY, {"Content-Type": "application/json"})
+        sim.publish(caller, publish_command(url, {"Content-Type": "application/json"}, BODY))
     t0 = time.perf_counter()
     await sim.settle()
     out["real_dps"] = real / (time.perf_counter() - t0)

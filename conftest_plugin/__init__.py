@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .assertions import QstashSimAssertionError
     from .handle import AsyncQstashSim, AsyncSimClock, QstashSim, SimClock
-    from .server import DEFAULT_API_KEY, EPOCH_MS, NotWiredError, SimConfig, SimServer
+    from .server import DEFAULT_API_KEY, EPOCH_MS, SimConfig, SimServer
 
 __all__ = [
     "DEFAULT_API_KEY",
     "EPOCH_MS",
     "AsyncQstashSim",
     "AsyncSimClock",
-    "NotWiredError",
     "QstashSim",
     "QstashSimAssertionError",
     "SimClock",

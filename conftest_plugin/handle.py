@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -24,15 +23,15 @@ from typing import Any, TypeVar
 from qstash_sim.base.clock import format_ms
 from qstash_sim.base.durations import to_ms
 from qstash_sim.core.journal import JournalEntry
-from qstash_sim.core.service import Simulator
 from qstash_sim.domain.account import SigningKeys
 from qstash_sim.domain.ledger import LedgerEntry
 from qstash_sim.domain.message import Delivery, DlqEntry, Message
 from qstash_sim.domain.queue import Queue
 from qstash_sim.domain.schedule import Schedule
+from qstash_sim.simulator import Simulator
 
 from . import assertions as _a
-from .server import NotWiredError, ScenarioSource, SimConfig, SimServer, scenario_label
+from .server import ScenarioSource, SimConfig, SimServer
 
 __all__ = ["AsyncQstashSim", "AsyncSimClock", "QstashSim", "SimClock"]
 
@@ -70,8 +69,7 @@ class _Core:
     def reraise(self) -> None:
         """Raise, once, the first error the server caught since the last check."""
         __tracebackhide__ = True
-        sim = self.sim
-        for exc in itertools.chain(sim.extensions.get("errors") or (), sim.engine.errors):
+        for exc in list(self.sim.errors):
             if id(exc) not in self.reported:
                 self.reported.add(id(exc))
                 exc.add_note(f"(raised inside the qstash-sim server thread; {self.config.describe()})")
@@ -94,12 +92,7 @@ class _Core:
         return result
 
     def load_scenario(self, source: ScenarioSource) -> Any:
-        """Load ``source`` into the simulator now (``NotWiredError`` until scenarios are wired)."""
-        if not callable(getattr(self.sim, "load_scenario", None)):
-            raise NotWiredError(
-                "qstash-sim: scenarios are not wired into the simulator yet (no Simulator.load_scenario); "
-                f"cannot load {scenario_label(source)}"
-            )
+        """Load ``source`` into the simulator now."""
         return self.on_loop(lambda: self.sim.load_scenario(source))
 
     # -- snapshots, taken on the loop

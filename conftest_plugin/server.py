@@ -8,20 +8,18 @@ It never imports pytest; ``SimServer.start()`` works from a script or a benchmar
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from qstash_sim.base.clock import DEFAULT_START_MS, VirtualClock
-from qstash_sim.core.service import Simulator
-from qstash_sim.engine.transport import RoutingTransport
 from qstash_sim.server import ServerThread
+from qstash_sim.simulator import Simulator
 
 __all__ = [
     "DEFAULT_API_KEY",
     "EPOCH_MS",
-    "NotWiredError",
     "ScenarioSource",
     "SimConfig",
     "SimServer",
@@ -30,10 +28,6 @@ __all__ = [
 EPOCH_MS = DEFAULT_START_MS  # every test starts at 2026-01-01T00:00:00Z
 DEFAULT_API_KEY = "sk_test_qstash_sim"
 ScenarioSource = str | Path | Mapping[str, Any]
-
-
-class NotWiredError(NotImplementedError):
-    """The simulator in this install lacks a feature the test asked for (scenarios, payment modes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +68,6 @@ class SimServer:
     def __init__(self, thread: ServerThread) -> None:
         self.thread = thread
         self.sim: Simulator = thread.sim
-        self._default_payment = getattr(self.sim, "payment_mode", None)
 
     @classmethod
     def start(cls, seed: int = 0) -> SimServer:
@@ -90,34 +83,13 @@ class SimServer:
     def prepare(self, config: SimConfig) -> None:
         """Fresh world at :data:`EPOCH_MS` with ``config`` applied, in one hop to the server's loop."""
         sim = self.sim
-        if config.scenarios and not callable(getattr(sim, "load_scenario", None)):
-            raise NotWiredError(
-                "qstash-sim: scenarios are not wired into the simulator yet (no Simulator.load_scenario); "
-                f"cannot load {', '.join(scenario_label(s) for s in config.scenarios)}"
-            )
-        set_payment = _payment_setter(sim)
-        if config.payment is not None and set_payment is None:
-            raise NotWiredError(
-                f"qstash-sim: payment modes are not wired into the simulator yet (no Simulator.payment_mode); "
-                f"cannot use payment={config.payment!r}"
-            )
 
         def apply() -> None:
-            sim.reset(seed=config.seed, now_ms=EPOCH_MS)
-            sim.extensions.pop("errors", None)
-            sim.engine.errors.clear()
-            sim.virtual_transport.requests.clear()
-            sim.deliver_to = list(config.deliver_to)
-            sim.strict = config.strict
-            if isinstance(sim.transport, RoutingTransport):
-                # Built through the constructor so the patterns are normalised exactly as at start-up.
-                t = sim.transport
-                t.allow = RoutingTransport(t.real, t.virtual, allow=config.deliver_to).allow
-            if set_payment is not None and (config.payment is not None or self._default_payment is not None):
-                set_payment(config.payment if config.payment is not None else self._default_payment)
-            clear = getattr(sim, "clear_scenarios", None)
-            if callable(clear):
-                clear()
+            sim.reset(seed=config.seed, now_ms=EPOCH_MS)  # payment settings back to the baseline too
+            sim.configure(deliver_to=config.deliver_to, strict=config.strict)
+            if config.payment is not None:
+                sim.sapiom.update(mode=config.payment)
+            sim.clear_scenarios()
             for source in config.scenarios:
                 sim.load_scenario(source)
 
@@ -126,15 +98,3 @@ class SimServer:
     def stop(self) -> None:
         """Stop serving and join the thread (idempotent)."""
         self.thread.stop()
-
-
-def _payment_setter(sim: Simulator) -> Callable[[Any], None] | None:
-    """How to set the payment mode: ``sim.payment_mode`` if the simulator has it, else the payment state's
-    ``update(mode=)`` (``reset()`` restores its baseline, so nothing leaks into the next test)."""
-    if hasattr(sim, "payment_mode"):
-        return lambda mode: setattr(sim, "payment_mode", mode)
-    try:
-        from qstash_sim.sapiom.feature import payments_of
-    except ImportError:
-        return None
-    return lambda mode: None if mode is None else payments_of(sim).update(mode=mode)

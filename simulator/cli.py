@@ -162,13 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from qstash_sim.core.service import Simulator
-    from qstash_sim.http.dispatch import build_app
-    from qstash_sim.sapiom.feature import configure_payments
-    from qstash_sim.scenarios.feature import read_scenarios
+    from qstash_sim.contract.router import packaged_fault_statuses
+    from qstash_sim.http.aiohttp_app import build_app
+    from qstash_sim.scenarios.check import read_scenarios
     from qstash_sim.server import start_site, tune_gc
+    from qstash_sim.simulator import Simulator
 
-    scenarios, problems = read_scenarios(args.scenario)
+    scenarios, problems = read_scenarios(args.scenario, packaged_fault_statuses())
     if problems:
         for line in problems:
             print(line, file=sys.stderr)
@@ -177,8 +177,8 @@ async def _serve(args: argparse.Namespace) -> int:
         args.seed = next((s.seed for s in scenarios if s.seed is not None), 0)
     sim = Simulator(seed=args.seed, clock=args.clock, deliver_to=args.deliver_to, strict=args.strict)
     for scenario in scenarios:
-        sim.chaos.add(scenario, keep=True)
-    configure_payments(sim, mode=args.payment, variant=args.payment_variant, api_keys=args.api_key)
+        sim.scenarios.add(scenario, keep=True)
+    sim.sapiom.configure(mode=args.payment, variant=args.payment_variant, api_keys=args.api_key)
     sim.engine.max_advance_events = args.max_advance_events
     app = build_app(sim, max_body=args.max_body, read_timeout=args.read_timeout, max_header_size=args.max_header_size)
     try:
@@ -220,8 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 0
     if args.command == "check":
-        from qstash_sim.scenarios.feature import check_command
+        from qstash_sim.contract.router import packaged_fault_statuses
+        from qstash_sim.scenarios.check import check_main
 
-        return check_command(args.files)
+        return check_main(args.files, packaged_fault_statuses())
     parser.error(f"unknown command {args.command!r}")
     return 2

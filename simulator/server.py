@@ -14,9 +14,10 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from aiohttp import web
-from qstash_sim.core.service import Simulator
-from qstash_sim.http.dispatch import APP_DISPATCHER, DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT, build_app
+from qstash_sim.http.aiohttp_app import APP_DISPATCHER, build_app
+from qstash_sim.http.dispatch import DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT
 from qstash_sim.http.protocol import DEFAULT_MAX_HEADER_SIZE, AppRunner
+from qstash_sim.simulator import Simulator
 
 T = TypeVar("T")
 
@@ -47,9 +48,8 @@ async def start_site(
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
-    server = site._server  # aiohttp keeps the listening server here; its sockets give the bound port
-    sockets = list(getattr(server, "sockets", None) or [])
-    bound = sockets[0].getsockname()[1] if sockets else port
+    addresses = runner.addresses  # the bound sockets' addresses: (host, port, ...) tuples
+    bound = int(addresses[0][1]) if addresses else port
     return runner, bound
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from qstash_sim.contract.router import Contract
-from qstash_sim.core.service import Simulator
 from qstash_sim.server import ServerThread
+from qstash_sim.simulator import Simulator
 
 _CONTRACT: Contract | None = None
 
@@ -130,7 +130,7 @@ def served() -> Iterator[Served]:
     finally:
         s.client.close()
         server.stop()
-        errors = server.sim.extensions.get("errors")
+        errors = list(server.sim.errors)
         assert not errors, f"the server raised internally: {errors!r}"
 
 

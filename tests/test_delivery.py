@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from qstash import Receiver
 from qstash_sim.base.clock import RealClock, VirtualClock
+from qstash_sim.base.seed import Seed
 from qstash_sim.core.world import World
 from qstash_sim.domain.message import EventState, HistoryEvent, Message, MessageState
 from qstash_sim.engine.engine import Engine
@@ -108,7 +109,7 @@ def _store(world: World, url: str, body: bytes, **kw: Any) -> Message:
 
 
 async def test_engine_delivers_exact_headers_and_body_with_a_valid_signature(dest: Destination) -> None:
-    world = World(clock=VirtualClock(T0), seed=1)
+    world = World(clock=VirtualClock(T0), seed=Seed(1))
     transport = RoutingTransport(RealTransport(), VirtualTransport())
     # The PY receiver checks exp/nbf against the wall clock, so this engine signs with real time.
     engine = Engine(world, transport, on_schedule_fire=lambda s, t: None, sign_clock=RealClock())
@@ -136,7 +137,7 @@ async def test_engine_delivers_exact_headers_and_body_with_a_valid_signature(des
 
 
 async def test_engine_binary_body_is_byte_identical_and_failures_retry(dest: Destination) -> None:
-    world = World(clock=VirtualClock(T0), seed=1)
+    world = World(clock=VirtualClock(T0), seed=Seed(1))
     engine = Engine(world, RoutingTransport(RealTransport(), VirtualTransport()), on_schedule_fire=lambda s, t: None)
     body = bytes(range(256)) * 4
     msg = _store(world, dest.url("/fail"), body, content_type=None)

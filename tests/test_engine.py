@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from qstash_sim.base.clock import RealClock, VirtualClock
+from qstash_sim.base.seed import Seed
 from qstash_sim.core.world import World
 from qstash_sim.domain.message import EventState, HistoryEvent, Message, MessageState
 from qstash_sim.domain.queue import Queue
@@ -26,7 +27,7 @@ class Harness:
     """A world, a virtual destination and an engine, plus helpers to make messages and schedules."""
 
     def __init__(self, start_ms: int = T0, seed: int = 1) -> None:
-        self.world = World(clock=VirtualClock(start_ms), seed=seed)
+        self.world = World(clock=VirtualClock(start_ms), seed=Seed(seed))
         self.vt = VirtualTransport()
         self.fires: list[int] = []
         self.engine = Engine(self.world, self.vt, on_schedule_fire=self._fire)
@@ -519,7 +520,7 @@ async def test_runner_delivers_due_work_without_advance(h: Harness) -> None:
 
 
 async def test_runner_with_real_clock() -> None:
-    world = World(clock=RealClock(), seed=1)
+    world = World(clock=RealClock(), seed=Seed(1))
     engine = Engine(world, VirtualTransport(), on_schedule_fire=lambda s, t: None)
     engine.start()
     try:
@@ -576,7 +577,7 @@ async def test_raising_parallelism_starts_more(h: Harness) -> None:
     await h.engine.settle()
     assert len(q.active) == 1
     q.parallelism = 3
-    h.engine.queue_updated("acct", "q")
+    h.engine.queue_resumed("acct", "q")
     await h.engine.settle()
     assert len(q.active) == 3 and h.attempts() == [0, 0, 0]
 

@@ -135,8 +135,8 @@ def test_unknown_upstash_header_is_a_journal_warning_with_hint(served: Served, c
 
 def test_unknown_upstash_header_is_400_under_strict() -> None:
     from conftest import Client as C
-    from qstash_sim.core.service import Simulator
     from qstash_sim.server import ServerThread
+    from qstash_sim.simulator import Simulator
 
     with ServerThread(Simulator(seed=1, strict=True)) as srv:
         c = C("127.0.0.1", srv.port)
@@ -169,8 +169,8 @@ def test_content_based_deduplication(served: Served, client: Client) -> None:
 
 
 def test_body_over_limit_is_413_without_reading_it() -> None:
-    from qstash_sim.core.service import Simulator
     from qstash_sim.server import ServerThread
+    from qstash_sim.simulator import Simulator
 
     with ServerThread(Simulator(seed=1), max_body=1024) as srv:
         s = socket.create_connection(("127.0.0.1", srv.port))
@@ -189,8 +189,8 @@ def test_body_over_limit_is_413_without_reading_it() -> None:
 
 
 def test_chunked_body_over_limit_is_413() -> None:
-    from qstash_sim.core.service import Simulator
     from qstash_sim.server import ServerThread
+    from qstash_sim.simulator import Simulator
 
     with ServerThread(Simulator(seed=1), max_body=1024) as srv:
         s = socket.create_connection(("127.0.0.1", srv.port))
@@ -415,8 +415,8 @@ def test_ledger_prices_from_the_seed(served: Served, client: Client) -> None:
 
 
 def test_same_seed_same_ids() -> None:
-    from qstash_sim.core.service import Simulator
     from qstash_sim.server import ServerThread
+    from qstash_sim.simulator import Simulator
 
     ids = []
     for _ in range(2):

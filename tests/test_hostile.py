@@ -28,9 +28,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from qstash_sim.core.service import Simulator
 from qstash_sim.engine.transport import MAX_RESPONSE_BODY
 from qstash_sim.server import ServerThread
+from qstash_sim.simulator import Simulator
 
 READ_TIMEOUT = 0.5
 PUBLISH = "/v1/qstash/publish/https://example.com/hook"
@@ -52,7 +52,8 @@ def server(_shared_server: ServerThread) -> Iterator[ServerThread]:
     srv = _shared_server
     srv.call_soon(srv.sim.reset)
     yield srv
-    errors = srv.sim.extensions.pop("errors", None)
+    errors = list(srv.sim.errors)
+    srv.sim.errors.clear()
     assert not errors, f"the server raised internally: {errors!r}"
 
 

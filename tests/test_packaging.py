@@ -32,9 +32,9 @@ def test_wheel_ships_contract_and_scenarios_and_runs_from_it(tmp_path: Path) -> 
     assert any(n.endswith("entry_points.txt") for n in names)
     # the extracted wheel alone (no repository on the path) compiles the contract and lists scenarios
     code = (
-        "from qstash_sim.contract.router import Contract; from qstash_sim.http.dispatch import build_app; "
-        "from qstash_sim.core.service import Simulator; from qstash_sim.scenarios.runtime import shipped_scenarios; "
-        "c = Contract.load(); build_app(Simulator(), contract=c); "
+        "from qstash_sim import Simulator; from qstash_sim.contract.router import Contract; "
+        "from qstash_sim.http.aiohttp_app import build_app; from qstash_sim.scenarios.runtime import shipped_scenarios; "
+        "c = Contract.load(); build_app(Simulator()); "
         "print(len(c.operation_ids), sorted(shipped_scenarios())[0])"
     )
     res = subprocess.run(

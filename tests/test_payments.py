@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from qstash_sim.base.ids import Ids
+from qstash_sim.base.seed import Seed
 from qstash_sim.core.ledger import Ledger
 from qstash_sim.domain.ledger import LedgerEntry
 from qstash_sim.errors import BadRequest, ConfigError, Conflict, NotFound, PaymentRequired
@@ -21,7 +21,9 @@ from qstash_sim.sapiom.paygate import PaymentGate, PaymentOK, PaymentRejected, P
 from qstash_sim.sapiom.policy import AuthorizationPolicy, PolicyStep
 from qstash_sim.sapiom.prices import GATEWAY_OPERATIONS, price, price_base_units
 from qstash_sim.sapiom.records import PaymentMode, PaymentStatus, TransactionStatus
-from qstash_sim.sapiom.transactions import TransactionStore, complete_to_json, iso_time, transaction_to_json
+from qstash_sim.api.sapiom_wire import complete_to_json, transaction_to_json
+from qstash_sim.base.clock import format_ms as iso_time
+from qstash_sim.sapiom.transactions import TransactionStore
 from qstash_sim.sapiom.x402 import PaymentTerms, X402Variant, b64json, b64json_decode, build_challenge
 
 NOW = 1_790_000_000_000  # ms
@@ -87,7 +89,7 @@ def sdk_extract(body: Any, headers: dict[str, str]) -> tuple[dict[str, Any] | No
 
 def make(mode: PaymentMode = PaymentMode.X402, variant: X402Variant = X402Variant.V1, **policy: Any):
     ledger = Ledger()
-    store = TransactionStore(Ids(7), ledger=ledger, policy=AuthorizationPolicy.from_dict(policy or None))
+    store = TransactionStore(Seed(7), ledger=ledger, policy=AuthorizationPolicy.from_dict(policy or None))
     gate = PaymentGate(store, PaymentSettings(mode=mode, variant=variant))
     return store, gate, ledger
 

@@ -97,6 +97,47 @@ def test_each_test_starts_clean_at_the_epoch_with_the_same_ids(tester: pytest.Py
     tester.runpytest("-p", "no:randomly").assert_outcomes(passed=4)
 
 
+INBOX_DUMP = """
+import json, os, pytest
+
+def _dump(qstash_sim, name):
+    rows = [[d.message_id, d.url, d.retried, d.status, sorted(d.headers.items())] for d in qstash_sim.deliveries]
+    with open(os.path.join(os.environ["DUMP_DIR"], name), "w") as f:
+        json.dump({"rows": rows, "keys": [qstash_sim.signing_keys.current, qstash_sim.signing_keys.next]}, f)
+
+@pytest.mark.qstash_sim(seed=3)
+def test_first(qstash_sim, publish):
+    for i in range(4):
+        publish(f"https://api.example.com/first/{i}", {"i": i})
+    qstash_sim.clock.advance("1h")
+
+@pytest.mark.qstash_sim(seed=11)
+@pytest.mark.qstash_scenario({"name": "coin", "destinations": [
+    {"name": "half", "match": "*", "probability": "50%", "respond": 503}]})
+def test_second(qstash_sim, publish):
+    for i in range(6):
+        publish(f"https://api.example.com/second/{i}", {"i": i})
+    qstash_sim.clock.advance("2h")
+    _dump(qstash_sim, "second.json")
+"""
+
+
+def test_a_tests_inbox_is_the_same_whichever_tests_ran_before_it(
+    tester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tester.makepyfile(test_order=INBOX_DUMP)
+    dumps = []
+    for args in (["-k", "second"], ["-k", "first or second"]):
+        out = tmp_path / f"run{len(dumps)}"
+        out.mkdir()
+        monkeypatch.setenv("DUMP_DIR", str(out))
+        tester.runpytest("-p", "no:randomly", *args).assert_outcomes(passed=len(args[1].split(" or ")))
+        dumps.append((out / "second.json").read_text())
+    alone, after = dumps
+    assert '"Upstash-Signature"' in alone and "503" in alone
+    assert alone == after, "test_second's deliveries (ids, signatures, fault draws) depend on test_first"
+
+
 def test_reads_are_snapshots_of_domain_objects(tester: pytest.Pytester) -> None:
     tester.makepyfile(
         """
@@ -430,7 +471,9 @@ def test_server_errors_are_raised_in_the_test(tester: pytest.Pytester) -> None:
                 publish("https://api.example.com/a")
             with pytest.raises(RuntimeError, match="boom in the core") as caught:
                 qstash_sim.settle()
-            assert "raised inside the qstash-sim server thread" in caught.value.__notes__[0]
+            notes = caught.value.__notes__
+            assert any("raised inside the qstash-sim server thread" in n for n in notes)
+            assert any("server-side traceback" in n for n in notes)
             qstash_sim.settle()   # reported once only
 
         def test_raised_at_teardown_if_unseen(qstash_sim, publish, monkeypatch):

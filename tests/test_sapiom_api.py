@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from conftest import Answer, Client, Receiver, Served
 from qstash_sim.cli import build_parser
-from qstash_sim.sapiom.feature import configure_payments, payments_of
 
 KEY = "sk_test_alice"
 OTHER = "sk_test_bob"
@@ -458,10 +457,10 @@ def test_payment_control_and_reset(client: Client, served: Served) -> None:
     assert client.post("/_sim/reset", json_body={}).status == 200
     assert client.get("/_sim/payment").json["mode"] == "off" and sim_txs(client) == []
     # A configured baseline survives a reset.
-    served.on_loop(lambda: configure_payments(served.sim, mode="x402", variant="v2"))
+    served.on_loop(lambda: served.sim.sapiom.configure(mode="x402", variant="v2"))
     set_payment(client, mode="transaction")
     client.post("/_sim/reset", json_body={})
-    assert (client.get("/_sim/payment").json["mode"], payments_of(served.sim).settings.variant.value) == ("x402", "v2")
+    assert (client.get("/_sim/payment").json["mode"], served.sim.sapiom.settings.variant.value) == ("x402", "v2")
 
 
 def test_same_seed_same_transaction_ids(client: Client) -> None:

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
-from qstash_sim.base.ids import stream
+from qstash_sim.base.seed import FAULTS, Seed
 from qstash_sim.errors import ConfigError
 from qstash_sim.sapiom.prices import GATEWAY_OPERATIONS
+from qstash_sim.sapiom.feature import SapiomFeature
+from qstash_sim.scenarios.check import check_files, check_main
 from qstash_sim.scenarios.loader import (
     DEFAULT_ALLOWED_STATUSES,
     ScenarioError,
@@ -28,8 +30,6 @@ from qstash_sim.scenarios.runtime import (
     InboundContext,
     RateLimiter,
     ScenarioSet,
-    check_files,
-    check_main,
     resolve,
     shipped_scenarios,
 )
@@ -54,6 +54,7 @@ def ctx(operation: str = "publishMessage", **kw: Any) -> InboundContext:
 
 def make(text: str, *, now_ms: int = T0, **kw: Any) -> ScenarioSet:
     scenarios = ScenarioSet(operations=OPS, **kw)
+    scenarios.challenges = SapiomFeature()  # who builds a payment_required 402 (the payment feature)
     scenarios.load(text, now_ms=now_ms)
     return scenarios
 
@@ -406,7 +407,7 @@ def test_probability_draws_from_the_given_stream_reproducibly() -> None:
     text = rule_yaml("{operation: publishMessage}", "{drop_connection: true}", "    probability: 30%\n")
 
     def run(seed: int) -> list[bool]:
-        scenarios, rng = make(text), stream(seed, "faults")
+        scenarios, rng = make(text), Seed(seed).stream(FAULTS)
         return [scenarios.match_inbound(ctx(), T0, rng) is not None for _ in range(200)]
 
     first, again, other = run(7), run(7), run(8)
@@ -442,7 +443,7 @@ def test_same_seed_same_scenario_same_requests_same_answers() -> None:
         "{operation: enqueueMessage}", "{respond: {status: 503}}", "    probability: 0.5\n").replace("rules:\n", "")
 
     def run() -> list[tuple[str | None, FiredKind | None]]:
-        scenarios, rng = make(text), stream(42, "faults")
+        scenarios, rng = make(text), Seed(42).stream(FAULTS)
         out: list[tuple[str | None, FiredKind | None]] = []
         for i in range(100):
             fired = scenarios.match_inbound(ctx("publishMessage" if i % 3 else "enqueueMessage"), T0 + i * 10, rng)
@@ -557,7 +558,7 @@ def test_destination_probability_same_seed_same_hits() -> None:
     text = "destinations:\n  - {name: coin, match: '*', probability: 10%, respond: [503, 502]}\n"
 
     def run(seed: int) -> tuple[list[int | None], ScenarioSet]:
-        scenarios, rng = make(text), stream(seed, "faults")
+        scenarios, rng = make(text), Seed(seed).stream(FAULTS)
         got = [scenarios.destination_response(DEST, "POST", {}, b"", T0, rng) for _ in range(1000)]
         return [a.status if a else None for a in got], scenarios
 
@@ -633,7 +634,7 @@ async def test_probabilistic_scripts_divert_loopback_attempts_with_one_draw_each
             return Outcome(status=200, body=b"real")
 
     text = shipped_scenarios()["lossy-network"].read_text()
-    scenarios, rng = make(text), stream(11, "faults")
+    scenarios, rng = make(text), Seed(11).stream(FAULTS)
     responder = scenarios.responder(lambda: T0, lambda: rng)
     wire, vt = Wire(), VirtualTransport(responder)
     routing = RoutingTransport(wire, vt, force_virtual=lambda url: scenarios.scripted(url, T0), divert=responder)
@@ -641,7 +642,7 @@ async def test_probabilistic_scripts_divert_loopback_attempts_with_one_draw_each
     assert all(routing.is_real(u) for u in urls)
     got = [await routing.send(OutboundRequest(u, "POST", {}, b"{}"), 30_000) for u in urls]
 
-    mirror, mirror_rng = make(text), stream(11, "faults")
+    mirror, mirror_rng = make(text), Seed(11).stream(FAULTS)
     expected = [mirror.destination_response(u, "POST", {}, b"{}", T0, mirror_rng) for u in urls]
     assert [o.status for o in got] == [503 if e is not None else 200 for e in expected]
     hits = [u for u, o in zip(urls, got, strict=True) if o.virtual]
@@ -795,6 +796,7 @@ def test_resolve_and_check_main(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def lib(name: str, now_ms: int = T0) -> ScenarioSet:
     scenarios = ScenarioSet(operations=OPS)
+    scenarios.challenges = SapiomFeature()
     scenarios.load(name, now_ms=now_ms)
     return scenarios
 
@@ -803,7 +805,7 @@ def test_readme_example_done_when() -> None:
     """First publish 402 (x402 v1), the next two 429 with correct headers, destination fails twice, journal names."""
     scenarios = lib("readme-example")
     assert len(shipped_scenarios()["readme-example"].read_text().splitlines()) <= 10
-    rng = stream(0, "faults")
+    rng = Seed(0).stream(FAULTS)
     fired = [scenarios.match_inbound(ctx(), T0 + i * 1000, rng) for i in range(4)]
     assert fired[0] is not None and fired[0].status == 402 and fired[0].body["x402Version"] == 1
     assert fired[0].body["accepts"][0]["resource"]
@@ -879,7 +881,7 @@ def test_lib_gateway_outage_5m() -> None:
 
 def test_lib_dropped_connections_10pct() -> None:
     scenarios = lib("dropped-connections-10pct")
-    rng = stream(1234, "faults")
+    rng = Seed(1234).stream(FAULTS)
     drops = [scenarios.match_inbound(ctx(), T0, rng) for _ in range(1000)]
     assert all(d is None or d.kind is FiredKind.DROP for d in drops)
     assert 60 <= sum(d is not None for d in drops) <= 140
@@ -888,7 +890,7 @@ def test_lib_dropped_connections_10pct() -> None:
 
 def test_lib_lossy_network() -> None:
     scenarios = lib("lossy-network")
-    rng = stream(1234, "faults")
+    rng = Seed(1234).stream(FAULTS)
     drops = [scenarios.match_inbound(ctx(op), T0, rng) for op in ("publishMessage", "enqueueMessage") * 1000]
     assert all(d is None or (d.kind is FiredKind.DROP and d.rule == "lossy-network/drop-2pct") for d in drops)
     assert 20 <= sum(d is not None for d in drops) <= 65

@@ -19,11 +19,11 @@ import pytest
 from aiohttp import web
 from conftest import Answer, Client, Receiver, Served
 from qstash_sim.base.clock import DEFAULT_START_MS
-from qstash_sim.core.service import Simulator
-from qstash_sim.http.dispatch import APP_DISPATCHER
-from qstash_sim.http.faults import APP_FAULTS
+from qstash_sim.http.aiohttp_app import APP_DISPATCHER, APP_FAULTS
+from qstash_sim.http.faults import FaultHook
 from qstash_sim.scenarios.runtime import shipped_scenarios
 from qstash_sim.server import ServerThread
+from qstash_sim.simulator import Simulator
 
 P = "/v1/qstash"
 DAY_MS = 86_400_000
@@ -363,7 +363,8 @@ rules:
 
 def test_fault_hook_runs_before_every_other_before_hook(app_served: tuple[Served, web.Application]) -> None:
     _, app = app_served
-    assert app[APP_DISPATCHER].before[0] == app[APP_FAULTS].hook
+    (sapiom,) = [s for s in app[APP_DISPATCHER].surfaces if s.name == "sapiom"]
+    assert isinstance(sapiom.hooks[0], FaultHook)
 
 
 # ---------------------------------------------------------------------------------------------- timeline

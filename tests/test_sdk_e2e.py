@@ -22,10 +22,9 @@ from typing import Any
 
 import pytest
 from conftest import Client, Receiver, Served
-from qstash_sim.core.service import Simulator
-from qstash_sim.sapiom.feature import configure_payments, payments_of
 from qstash_sim.sapiom.records import TransactionStatus
 from qstash_sim.server import ServerThread
+from qstash_sim.simulator import Simulator
 
 HERE = Path(__file__).parent
 E2E = HERE / "e2e"
@@ -46,7 +45,7 @@ def _sdk_installed() -> None:
 def sdk() -> Iterator[tuple[Served, Receiver]]:
     """A virtual-clock simulator in x402 mode (variant v1) and a loopback receiver."""
     sim = Simulator(seed=1, clock="virtual")
-    configure_payments(sim, mode="x402", variant="v1")
+    sim.sapiom.configure(mode="x402", variant="v1")
     server = ServerThread(sim).start()
     served = Served(server)
     receiver = Receiver()
@@ -56,7 +55,7 @@ def sdk() -> Iterator[tuple[Served, Receiver]]:
         served.client.close()
         server.stop()
         receiver.close()
-        errors = sim.extensions.get("errors")
+        errors = list(sim.errors)
         assert not errors, f"the server raised internally: {errors!r}"
 
 
@@ -102,7 +101,7 @@ def wait_for_completions(served: Served, n: int) -> None:
     """/complete is fire-and-forget; node only exits once it was answered, but check the server side
     a bounded number of times (each settle() is one trip through the server's loop, no sleeping)."""
     for _ in range(100):
-        done = served.on_loop(lambda: sum(1 for t in payments_of(served.sim).store if t.completions))
+        done = served.on_loop(lambda: sum(1 for t in served.sim.sapiom.store if t.completions))
         if done >= n:
             return
         served.settle()
@@ -136,7 +135,7 @@ def test_process_order_example_pays_every_call(sdk: tuple[Served, Receiver]) -> 
         assert [p for _, _, p in tx_steps] == [None, "required", None, "paid", None]
         gateway_ops.append(tx_steps[1][0])
     assert gateway_ops == ["publishMessage", "enqueueMessage", "batchMessages"]
-    txs = served.on_loop(lambda: list(payments_of(served.sim).store))
+    txs = served.on_loop(lambda: list(served.sim.sapiom.store))
     assert all(t.status is TransactionStatus.COMPLETED and t.outcome == "success" for t in txs)
     assert all(t.account == "sk_test_e2e" and t.agent == "my-agent" for t in txs)
     facts = txs[0].completions[0].response_facts["facts"]
@@ -256,7 +255,7 @@ def test_replayed_payment_is_refused(sdk: tuple[Served, Receiver]) -> None:
     out = call(served, publish_spec(served, receiver))
     assert out["status"] == 200
     wait_for_completions(served, 1)
-    [tx] = served.on_loop(lambda: list(payments_of(served.sim).store))
+    [tx] = served.on_loop(lambda: list(served.sim.sapiom.store))
     from qstash_sim.sapiom.x402 import b64json
 
     client: Client = served.client

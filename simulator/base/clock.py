@@ -2,8 +2,9 @@
 
 * :class:`VirtualClock` only moves when told to (``advance``/``move_to``); the engine wraps those calls
   so that events due on the way run in order.
-* :class:`RealClock` follows the wall clock. It reads the *real* ``time.time_ns``, captured when this
-  module is imported, so that freezegun in a user's test (which patches ``time.time*``) does not stop it.
+* :class:`RealClock` follows the process's wall clock (``time.time_ns``). A time-freezing library in a
+  user's test (freezegun, time-machine) moves it like every other reading in the process; the pytest
+  fixture runs on a :class:`VirtualClock`, which no such library touches.
 
 Times are integer milliseconds since the Unix epoch.
 """
@@ -11,7 +12,6 @@ Times are integer milliseconds since the Unix epoch.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -23,32 +23,9 @@ __all__ = ["DEFAULT_START_MS", "Clock", "RealClock", "VirtualClock", "format_ms"
 DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
 
-class _RealTime:
-    """Holds the real time functions.
-
-    Why a holder object: freezegun scans every loaded module and swaps any module-level attribute that
-    *is* ``time.time_ns`` (by identity) for its fake. Attributes of an instance are not scanned.
-    """
-
-    __slots__ = ("monotonic_ns", "time_ns")
-
-    def __init__(self) -> None:
-        time_ns, monotonic_ns = time.time_ns, time.monotonic_ns
-        fg = sys.modules.get("freezegun.api")
-        # Imported while a freeze is active: time.time_ns is already the fake; take freezegun's saved real.
-        if fg is not None and getattr(time_ns, "__module__", "") == "freezegun.api":
-            time_ns = getattr(fg, "real_time_ns", time_ns)
-            monotonic_ns = getattr(fg, "real_monotonic_ns", monotonic_ns)
-        self.time_ns = time_ns
-        self.monotonic_ns = monotonic_ns
-
-
-_REAL = _RealTime()
-
-
 def real_monotonic_ms() -> float:
-    """Real monotonic milliseconds (for measuring how long a real HTTP exchange took)."""
-    return _REAL.monotonic_ns() / 1_000_000
+    """Monotonic milliseconds of this process (for measuring how long a real HTTP exchange took)."""
+    return time.perf_counter_ns() / 1_000_000
 
 
 def format_ms(ms: int) -> str:
@@ -130,11 +107,7 @@ class VirtualClock:
 
 
 class RealClock:
-    """The wall clock, immune to freezegun.
-
-    ``now_ms`` keeps moving under ``freeze_time``. ``wait_until`` uses asyncio timers, which freezegun
-    freezes too unless the user passes ``freeze_time(..., real_asyncio=True)``.
-    """
+    """The process's wall clock (``time.time_ns``): what ``qstash-sim serve --clock real`` runs on."""
 
     __slots__ = ()
     is_virtual = False
@@ -146,7 +119,7 @@ class RealClock:
 
     def now_ms(self) -> int:
         """The current wall time in ms."""
-        return _REAL.time_ns() // 1_000_000
+        return time.time_ns() // 1_000_000
 
     async def wait_until(self, ms: int | None, wake: asyncio.Event) -> None:
         """Sleep until wall time ``ms`` or until ``wake`` is set, whichever comes first."""

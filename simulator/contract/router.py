@@ -33,6 +33,7 @@ Errors are :class:`~simulator.errors.BadRequest` with the part and JSON pointer 
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -88,6 +89,23 @@ def load_spec(path: str | Path | None = None) -> dict[str, Any]:
     return spec
 
 
+def fault_statuses(spec: Mapping[str, Any]) -> dict[str, frozenset[int]]:
+    """``{operationId: statuses}`` of every operation that declares ``x-fault-statuses``:
+    ``{"publishMessage": {401, 402, ...}, ...}``. Only these operations see faults."""
+    out: dict[str, frozenset[int]] = {}
+    for item in (spec.get("paths") or {}).values():
+        for op in item.values():
+            if isinstance(op, dict) and "x-fault-statuses" in op and "operationId" in op:
+                out[op["operationId"]] = frozenset(int(s) for s in op["x-fault-statuses"])
+    return out
+
+
+@functools.cache
+def packaged_fault_statuses() -> Mapping[str, frozenset[int]]:
+    """:func:`fault_statuses` of the shipped ``openapi.yaml`` (read once per process)."""
+    return MappingProxyType(fault_statuses(load_spec()))
+
+
 # --------------------------------------------------------------------------- parameters, bodies
 
 
@@ -104,6 +122,7 @@ class Parameter:
     items: CompiledSchema | None  # for array parameters: the item schema
     types: tuple[str, ...]
     fast: Callable[[str], Any] | None = None  # the common case, no messages
+    default: Any = None  # the schema's ``default`` (applied when the parameter is absent), or None
 
     @property
     def label(self) -> str:
@@ -210,6 +229,7 @@ class Operation:
     _only_json: _Media | None = None
     _greedy_doc: re.Pattern[str] | None = None  # the greedy parameter's documented pattern, for ambiguous paths
     _any_json: bool = False
+    _header_defaults: tuple[Parameter, ...] = ()
 
     def path_values(self, m: re.Match[str]) -> dict[str, str]:
         """Path parameter values from a route match (non-greedy ones percent-decoded)."""
@@ -243,6 +263,8 @@ class Operation:
             missing = [n for n in self._required_headers if n not in hv]
             if missing:
                 raise BadRequest(f"missing required header{'s' * (len(missing) > 1)}: {', '.join(missing)}")
+            for p in self._header_defaults:
+                hv.setdefault(p.name, p.default)
         qv: dict[str, Any] = {}
         for p in self.query_params:
             if p.items is not None and hasattr(query, "getall"):
@@ -252,6 +274,8 @@ class Operation:
             if raw is None or raw == []:
                 if p.required:
                     raise BadRequest(f"query {p.name}: required parameter missing")
+                if p.default is not None:
+                    qv[p.name] = p.default
                 continue
             qv[p.name] = p.parse(raw)
         return ValidatedRequest(pp, hv, qv, body, self._body_json(body, content_type))
@@ -378,6 +402,7 @@ class _Compiler:
             greedy=bool(raw.get("x-greedy") or schema_raw.get("x-greedy")),
             explode=bool(raw.get("explode", raw.get("style", "form") == "form")),
             schema=sch, items=items, types=schema_types(sch.schema), fast=fast_parser(sch.schema),
+            default=sch.schema.get("default") if isinstance(sch.schema, dict) else None,
         )
 
     def media(self, content: Mapping[str, Any], where: str) -> dict[str, _Media]:
@@ -426,6 +451,7 @@ class _Compiler:
                               if (r := deref(self.spec, raw)).get("in") == "path" and r.get("x-greedy")), None),
             _only_json=medias[0] if len(medias) == 1 and medias[0].is_json else None,
             _any_json=any(m.is_json for m in medias),
+            _header_defaults=tuple(p for (_, loc), p in params.items() if loc == "header" and p.default is not None),
         )
 
 
@@ -531,11 +557,14 @@ class Contract:
         self._depths = sorted({p.count("/") for p in self._buckets}, reverse=True)
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any], *, check: bool = True) -> Contract:
+    def from_spec(
+        cls, spec: Mapping[str, Any], *, check: bool = True, prefix: str | tuple[str, ...] | None = None
+    ) -> Contract:
         """Compile an already loaded OpenAPI 3.1 document; ContractError if it is inconsistent.
 
         ``check=False`` skips meta-validating each schema against JSON Schema 2020-12: the shipped
         ``openapi.yaml`` is checked by the test suite, so the server skips it to start fast.
+        ``prefix`` compiles only the section of the spec whose paths start with it (one surface's).
         """
         comp = _Compiler(spec, check)
         prefixes = list(spec.get("x-header-prefixes", ()))
@@ -543,6 +572,8 @@ class Contract:
         ops: list[Operation] = []
         seen: dict[str, str] = {}
         for template, item in (spec.get("paths") or {}).items():
+            if prefix is not None and not template.startswith(prefix):
+                continue
             item = deref(spec, item)
             for method in [k for k in item if k in _METHODS]:
                 raw_op = dict(item[method])

@@ -1,70 +1,58 @@
-"""The :class:`Simulator` facade: one object that owns the world, the engine and the rules.
+"""The surface-neutral service: :class:`SimulatorCore` owns the world and the engine and does what each
+API operation asks, whatever surface it came through.
 
-The HTTP layer calls one method here per operation; tests and the pytest plugin call the same methods.
-Every method is synchronous and cheap except the clock-moving ones (``advance``, ``settle``,
-``run_until``), which are coroutines because deliveries are real HTTP requests.
+It takes commands (:mod:`qstash_sim.domain.commands`), never wire input, and raises the error tree's
+:class:`~qstash_sim.errors.ApiError` subclasses. Features plug in through :mod:`qstash_sim.core.feature`;
+the core never imports one. Every method is synchronous and cheap except the clock-moving ones
+(``advance``, ``settle``, ``run_until``), which are coroutines because deliveries are real HTTP requests.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from qstash_sim.base.clock import Clock, RealClock, VirtualClock
-from qstash_sim.core.world import DEFAULT_ACCOUNT, World
-from qstash_sim.domain.account import Account
-from qstash_sim.domain.commands import MessageSettings
-from qstash_sim.domain.ledger import LedgerEntry
-from qstash_sim.domain.message import FINAL_STATES, EventState, HistoryEvent, Message, MessageState
+from qstash_sim.base.seed import KEYS, MESSAGE, SCHEDULE, Seed
+from qstash_sim.core.feature import ChallengeProvider, Feature, Fired, InboundContext
+from qstash_sim.core.world import World
+from qstash_sim.domain.account import Account, SigningKeys
+from qstash_sim.domain.commands import DEFAULT_ACCOUNT, Caller, PublishCommand, PublishResult, ScheduleCommand
+from qstash_sim.domain.ledger import SCHEDULE_TRIGGER, LedgerEntry
+from qstash_sim.domain.message import FINAL_STATES, EventState, HistoryEvent, Message
 from qstash_sim.domain.queue import Queue
 from qstash_sim.domain.schedule import Schedule
-from qstash_sim.engine.cron import check_cron
-from qstash_sim.engine.engine import Engine
-from qstash_sim.engine.transport import RealTransport, RoutingTransport, Transport, VirtualTransport
+from qstash_sim.engine.engine import Engine, SignClock
+from qstash_sim.engine.signing import rotate
+from qstash_sim.engine.transport import (
+    OutboundRequest,
+    Outcome,
+    RealTransport,
+    RoutingTransport,
+    Transport,
+    VirtualTransport,
+)
 from qstash_sim.errors import BadRequest, NotFound
-from qstash_sim.http.headers import check_name, content_dedup_key, parse_destination, parse_settings
-from qstash_sim.sapiom.prices import MESSAGE_PRICE
-from qstash_sim.scenarios.feature import Chaos
 
-if TYPE_CHECKING:
-    from qstash_sim.scenarios.model import Scenario
-    from qstash_sim.scenarios.runtime import ScenarioSet
+__all__ = ["DEDUP_WINDOW_MS", "MAX_ERRORS", "SimulatorCore"]
 
 log = logging.getLogger("qstash_sim")
 
 DEDUP_WINDOW_MS = 10 * 60 * 1000
-MAX_BATCH_ITEMS = 1000
+MAX_ERRORS = 100  # unexpected errors kept for tests to re-raise (oldest dropped first)
+
+F = TypeVar("F", bound=Feature)
 
 
-@dataclass(slots=True)
-class PublishResult:
-    """What publish/enqueue/batch answer for one message."""
+class SimulatorCore:
+    """A complete, isolated simulator without features: state, engine, ledger, journal.
 
-    message_id: str
-    url: str
-    deduplicated: bool = False
-
-
-@dataclass(slots=True)
-class Caller:
-    """Who is calling: the account, and for Sapiom calls the agent and transaction."""
-
-    account: str = DEFAULT_ACCOUNT
-    agent: str | None = None
-    transaction_id: str | None = None
-    request_id: str | None = None
-    caller_ip: str = "127.0.0.1"
-
-
-class Simulator:
-    """A complete, isolated simulator: state, engine, ledger, journal.
-
-    >>> sim = Simulator(seed=7)                       # virtual clock by default
-    >>> sim.publish(Caller(), "https://example.com/hook", b"{}", {}).message_id[:4]
+    >>> core = SimulatorCore(seed=7)                   # virtual clock by default
+    >>> cmd = PublishCommand(MessageSettings(url="https://example.com/hook"), b"{}")
+    >>> core.publish(Caller(), cmd).message_id[:4]
     'msg_'
     """
 
@@ -77,32 +65,88 @@ class Simulator:
         strict: bool = False,
         transport: Transport | None = None,
         real_timeout_cap_ms: int = 30_000,
+        sign_clock: SignClock = "process",
     ) -> None:
         if isinstance(clock, str):
             if clock not in ("virtual", "real"):
                 raise ValueError(f"clock must be 'virtual' or 'real', got {clock!r}")
             clock = VirtualClock() if clock == "virtual" else RealClock()
         self.clock: Clock = clock
-        self.world = World(clock=clock, seed=seed)
-        self.strict = strict
-        self.deliver_to = list(deliver_to)
-        self.virtual_transport = VirtualTransport()
+        self.world = World(clock=clock, seed=Seed(seed))
+        self.strict = strict  # unknown Upstash-* headers: 400 instead of a journal warning
+        self.features: list[Feature] = []
+        # Prices the core charges by itself (a cron fire); a feature that bills (Sapiom) fills it in.
+        self.prices: dict[str, Decimal] = {}
+        # Who builds a 402 for a fault scenario's payment_required (the Sapiom feature registers one).
+        self.challenge_provider: ChallengeProvider | None = None
+        # Unexpected errors (a bug) caught while serving or delivering, for tests to re-raise: bounded.
+        self.errors: deque[BaseException] = deque(maxlen=MAX_ERRORS)
+        self.virtual_transport = VirtualTransport(self._respond)
         if transport is None:
             transport = RoutingTransport(
-                RealTransport(timeout_cap_ms=real_timeout_cap_ms), self.virtual_transport, allow=self.deliver_to
+                RealTransport(timeout_cap_ms=real_timeout_cap_ms), self.virtual_transport, allow=deliver_to,
+                force_virtual=self._force_virtual, divert=self._divert,
             )
         self.transport = transport
-        self.engine = Engine(self.world, transport, on_schedule_fire=self._fire_schedule)
-        # Extension points the HTTP layer consults (scenarios, payments); None = feature off.
-        self.extensions: dict[str, Any] = {}
-        self._on_reset: list[Callable[[], None]] = []
-        self.chaos = Chaos(self)  # fault scenarios: rules, scripted destinations, timeline (simulator/chaos.py)
+        self.engine = Engine(
+            self.world, transport, on_schedule_fire=self._fire_schedule, sign_clock=sign_clock, errors=self.errors
+        )
+
+    # ------------------------------------------------------------------ features
+
+    def add_feature(self, feature: F) -> F:
+        """Attach ``feature`` (asked after those added before it); returns it."""
+        self.features.append(feature)
+        feature.attach(self)
+        return feature
+
+    def feature(self, kind: type[F]) -> F:
+        """The attached feature of class ``kind`` (``LookupError`` if none)."""
+        for f in self.features:
+            if isinstance(f, kind):
+                return f
+        raise LookupError(f"no {kind.__name__} attached to this simulator")
+
+    def inbound(self, call: InboundContext) -> Fired | None:
+        """What the features do with an inbound call of an operation that admits faults (first answer wins)."""
+        for f in self.features:
+            fired = f.inbound(call)
+            if fired is not None:
+                return fired
+        return None
+
+    def _respond(self, req: OutboundRequest) -> Outcome | None:
+        for f in self.features:
+            out = f.respond(req)
+            if out is not None:
+                return out
+        return None
+
+    def _divert(self, req: OutboundRequest) -> Outcome | None:
+        for f in self.features:
+            out = f.divert(req)
+            if out is not None:
+                return out
+        return None
+
+    def _force_virtual(self, url: str) -> bool:
+        return any(f.force_virtual(url) for f in self.features)
 
     # ------------------------------------------------------------------ lifecycle
+
     @property
     def seed(self) -> int:
         """The seed in use (ids and fault draws derive from it)."""
-        return self.world.seed
+        return self.world.seed.value
+
+    def configure(self, *, deliver_to: Iterable[str] | None = None, strict: bool | None = None) -> None:
+        """Change which hosts are delivered for real (``--deliver-to`` patterns) or strictness, at run time."""
+        if strict is not None:
+            self.strict = strict
+        if deliver_to is not None:
+            if not isinstance(self.transport, RoutingTransport):
+                raise TypeError("deliver_to needs the default routing transport")
+            self.transport.set_allow(deliver_to)
 
     def start(self) -> None:
         """Start the engine's runner (needs a running event loop)."""
@@ -113,21 +157,24 @@ class Simulator:
         await self.engine.close()
 
     def reset(self, *, seed: int | None = None, now_ms: int | None = None) -> None:
-        """Back to a fresh start: no accounts, messages, charges or journal; ids restart from the seed."""
+        """Back to a fresh start: no accounts, messages, charges or journal; ids restart from the seed.
+
+        ``reset(seed=n)`` is the same as a fresh simulator with seed ``n``, byte for byte.
+        """
+        if now_ms is not None and not isinstance(self.clock, VirtualClock):
+            raise BadRequest("body /now: only a virtual clock can be moved")
         self.engine.reset()
         self.world.reset(seed)
+        self.virtual_transport.clear_recorded()
+        self.errors.clear()
         if now_ms is not None:
-            if not isinstance(self.clock, VirtualClock):
-                raise BadRequest("body /now: only a virtual clock can be moved")
+            assert isinstance(self.clock, VirtualClock)
             self.clock.set(now_ms)
-        for hook in self._on_reset:
-            hook()
-
-    def on_reset(self, hook: Callable[[], None]) -> None:
-        """Call ``hook`` after every reset (used by scenario and payment state)."""
-        self._on_reset.append(hook)
+        for f in self.features:
+            f.reset()
 
     # ------------------------------------------------------------------ time
+
     async def advance(self, delta: Any) -> int:
         """Move a virtual clock forward by ``delta`` (``"31h"``, seconds, ``timedelta``), running what falls due."""
         await self.engine.advance(delta)
@@ -141,34 +188,19 @@ class Simulator:
         """Advance event by event until ``predicate()`` is true or ``limit`` has passed."""
         return await self.engine.run_until(predicate, limit)
 
-    # ------------------------------------------------------------------ fault scenarios
-    @property
-    def scenarios(self) -> ScenarioSet:
-        """The loaded fault scenarios, with their hit counters (``describe()``)."""
-        return self.chaos.scenarios
-
-    def load_scenario(
-        self, source: str | Path | Mapping[str, Any], *, name: str | None = None, keep: bool = False
-    ) -> Scenario:
-        """Load a fault scenario now: a shipped name (``"flaky-destination"``), a path, YAML text or a dict.
-
-        Raises :class:`~simulator.scenario_format.ScenarioError` (``file:line: key.path: problem`` lines).
-        ``reset()`` unloads it unless ``keep=True`` (then it is loaded again, counters at zero).
-        """
-        return self.chaos.load(source, name=name, keep=keep)
-
-    def clear_scenarios(self) -> None:
-        """Unload every fault scenario."""
-        self.chaos.clear()
-
     # ------------------------------------------------------------------ accounts
+
     def account(self, name: str = DEFAULT_ACCOUNT) -> Account:
         """The account called ``name`` (created on first use)."""
         return self.world.accounts.get(name)
 
-    def charge(
-        self, caller: Caller, operation: str, quantity: int, unit_price: Decimal
-    ) -> LedgerEntry | None:
+    def rotate_signing_keys(self, account: str) -> SigningKeys:
+        """Roll an account's keys: ``next`` becomes ``current``, a new ``next`` is drawn."""
+        acc = self.account(account)
+        acc.signing_keys = rotate(acc.signing_keys, self.world.new_id(KEYS, "sig", 28))
+        return acc.signing_keys
+
+    def charge(self, caller: Caller, operation: str, quantity: int, unit_price: Decimal) -> LedgerEntry | None:
         """Record a charge for ``quantity`` units of ``operation`` (nothing for a zero price)."""
         if quantity <= 0 or unit_price == 0:
             return None
@@ -186,105 +218,70 @@ class Simulator:
         )
 
     # ------------------------------------------------------------------ publishing
-    def publish(
-        self, caller: Caller, destination: str, body: bytes, headers: Mapping[str, str], *, queue: str | None = None
-    ) -> PublishResult:
-        """Store a message for ``destination`` and hand it to the engine (delivered at once if due now)."""
-        url = parse_destination(destination)
-        if queue is not None:
-            check_name(queue, "path queueName")
-        settings = parse_settings(url, headers)
-        return self._accept(caller, settings, body, queue)
 
-    def batch(self, caller: Caller, items: list[Any]) -> list[PublishResult]:
-        """Validate every item first (all or nothing), then accept them in order."""
-        if not isinstance(items, list) or not items:
-            raise BadRequest("body: expected a non-empty JSON array of messages")
-        if len(items) > MAX_BATCH_ITEMS:
-            raise BadRequest(f"body: at most {MAX_BATCH_ITEMS} items per batch, got {len(items)}")
-        prepared: list[tuple[MessageSettings, bytes, str | None]] = []
-        for i, item in enumerate(items):
-            where = f"body /{i}"
-            if not isinstance(item, dict):
-                raise BadRequest(f"{where}: expected an object with destination, headers, body, queue")
-            unknown = set(item) - {"destination", "headers", "body", "queue"}
-            if unknown:
-                raise BadRequest(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; expected destination, headers, body, queue")
-            dest = item.get("destination")
-            if not isinstance(dest, str) or not dest:
-                raise BadRequest(f"{where}/destination: required, a URL string")
-            try:
-                url = parse_destination(dest, f"{where}/destination")
-            except BadRequest as exc:
-                msg = exc.message if exc.message.startswith(where) else f"{where}/destination: {exc.message}"
-                raise BadRequest(msg) from None
-            hdrs = item.get("headers") or {}
-            if not isinstance(hdrs, dict):
-                raise BadRequest(f"{where}/headers: expected an object of header name to string value")
-            raw_body = item.get("body", "")
-            if raw_body is None:
-                raw_body = ""
-            if not isinstance(raw_body, str):
-                raise BadRequest(f"{where}/body: expected a string (JSON-encode objects first), got {type(raw_body).__name__}")
-            queue = item.get("queue")
-            if queue is not None:
-                if not isinstance(queue, str):
-                    raise BadRequest(f"{where}/queue: expected a string")
-                check_name(queue, f"{where}/queue")
-            settings = parse_settings(url, hdrs, where=f"{where}/headers")
-            prepared.append((settings, raw_body.encode("utf-8"), queue))
-        return [self._accept(caller, s, b, q) for s, b, q in prepared]
-
-    def _accept(self, caller: Caller, s: MessageSettings, body: bytes, queue: str | None) -> PublishResult:
+    def publish(self, caller: Caller, cmd: PublishCommand) -> PublishResult:
+        """Store a message and hand it to the engine (delivered at once if due now); dedup answers the first."""
         acc = self.account(caller.account)
-        now = self.world.now
-        dedup_key = s.dedup_id if s.dedup_id else (content_dedup_key(s, body) if s.content_dedup else None)
+        s, now = cmd.settings, self.world.now
+        dedup_key = s.dedup_key(cmd.body)
         if dedup_key is not None:
             hit = acc.dedup.get(dedup_key)
             if hit is not None and hit[1] > now:
                 return PublishResult(hit[0], s.url, deduplicated=True)
-        not_before = now + s.delay_ms
-        if s.not_before_s is not None:
-            not_before = s.not_before_s * 1000
-        msg = Message(
-            message_id=self.world.ids.new("msg"),
-            account=caller.account,
-            url=s.url,
-            method=s.method,
-            body=body,
-            content_type=s.content_type,
-            headers=s.headers,
-            max_retries=s.retries,
-            retry_delay_expr=s.retry_delay_expr,
-            timeout_ms=s.timeout_ms,
-            created_ms=now,
-            not_before_ms=max(now, not_before),
-            queue_name=queue,
-            labels=s.labels,
-            dedup_id=dedup_key,
-            request_id=caller.request_id,
-            caller_ip=caller.caller_ip,
-            agent=caller.agent,
-            transaction_id=caller.transaction_id,
-        )
-        self._store(acc, msg)
+        not_before = now + s.delay_ms if s.not_before_s is None else s.not_before_s * 1000
+        msg = self._new_message(caller.account, cmd, now, max(now, not_before))
+        msg.dedup_id = dedup_key
+        msg.request_id = caller.request_id
+        msg.caller_ip = caller.caller_ip
+        msg.agent = caller.agent
+        msg.transaction_id = caller.transaction_id
+        self._register(acc, msg)
+        self.engine.submit(msg)
         if dedup_key is not None:
             acc.dedup[dedup_key] = (msg.message_id, now + DEDUP_WINDOW_MS)
         return PublishResult(msg.message_id, s.url)
 
-    def _store(self, acc: Account, msg: Message) -> None:
-        self._register(acc, msg)
-        self.engine.submit(msg)
+    def batch(self, caller: Caller, commands: list[PublishCommand]) -> list[PublishResult]:
+        """Accept every command in order (they were all validated at the edge: all or nothing)."""
+        return [self.publish(caller, cmd) for cmd in commands]
+
+    def _new_message(self, account: str, cmd: PublishCommand, now: int, not_before: int) -> Message:
+        s = cmd.settings
+        return Message(
+            message_id=self.world.new_id(MESSAGE, "msg"),
+            account=account,
+            url=s.url,
+            method=s.method,
+            body=cmd.body,
+            content_type=s.content_type,
+            headers=dict(s.headers),
+            max_retries=s.retries,
+            retry_delay_expr=s.retry_delay_expr,
+            timeout_ms=s.timeout_ms,
+            created_ms=now,
+            not_before_ms=not_before,
+            queue_name=cmd.queue,
+            labels=list(s.labels),
+        )
 
     def _register(self, acc: Account, msg: Message) -> None:
         """Record a new message as CREATED in its account (its queue created on first use)."""
         now = self.world.now
         msg.history.append(HistoryEvent(time_ms=now, state=EventState.CREATED))
         acc.messages[msg.message_id] = msg
-        if msg.queue_name is not None and msg.queue_name not in acc.queues:
-            acc.queues[msg.queue_name] = Queue(name=msg.queue_name, created_ms=now, updated_ms=now)
+        if msg.queue_name is not None:
+            self._queue(acc, msg.queue_name)
+
+    def _queue(self, acc: Account, name: str) -> Queue:
+        """``acc``'s queue ``name``, created (parallelism 1, not paused) if new: the one place queues are born."""
+        q = acc.queues.get(name)
+        if q is None:
+            now = self.world.now
+            q = acc.queues[name] = Queue(name=name, created_ms=now, updated_ms=now)
+        return q
 
     # ------------------------------------------------------------------ messages
+
     def get_message(self, caller: Caller, message_id: str) -> Message:
         """A message of the caller's account, or 404."""
         msg = self.account(caller.account).messages.get(message_id)
@@ -295,24 +292,26 @@ class Simulator:
     def cancel_message(self, caller: Caller, message_id: str) -> int:
         """Cancel an undelivered message; 404 if unknown or already final."""
         msg = self.get_message(caller, message_id)
-        if msg.state in FINAL_STATES:
-            raise NotFound(f"message {message_id} not found: it is already {msg.state.value} and cannot be cancelled")
-        if not self.engine.cancel(msg):
+        if msg.state in FINAL_STATES or not self.engine.cancel(msg):
             raise NotFound(f"message {message_id} not found: it is already {msg.state.value} and cannot be cancelled")
         return 1
 
     # ------------------------------------------------------------------ queues
+
     def list_queues(self, caller: Caller) -> list[Queue]:
         """The caller's queues, oldest first."""
         return sorted(self.account(caller.account).queues.values(), key=lambda q: (q.created_ms, q.name))
 
     def get_queue(self, caller: Caller, name: str) -> Queue:
         """One queue of the caller's account, or 404."""
-        check_name(name, "path name")
         q = self.account(caller.account).queues.get(name)
         if q is None:
             raise NotFound(f"queue {name} not found")
         return q
+
+    def ensure_queue(self, caller: Caller, name: str) -> Queue:
+        """The caller's queue ``name``, created (parallelism 1, not paused) if new."""
+        return self._queue(self.account(caller.account), name)
 
     def pause_queue(self, caller: Caller, name: str) -> Queue:
         """Pause (idempotent): nothing new starts; an attempt in flight finishes."""
@@ -339,44 +338,29 @@ class Simulator:
         return cancelled
 
     # ------------------------------------------------------------------ schedules
-    def create_schedule(
-        self, caller: Caller, destination: str, body: bytes, headers: Mapping[str, str]
-    ) -> Schedule:
-        """Create or (same ``Upstash-Schedule-Id``) overwrite a schedule."""
-        url = parse_destination(destination)
-        lower = {k.lower(): v for k, v in headers.items()}
-        cron = lower.get("upstash-cron")
-        if not cron:
-            raise BadRequest("header Upstash-Cron: required to create a schedule, e.g. '0 9 * * *'")
-        check_cron(cron, "header Upstash-Cron")
-        if "upstash-not-before" in lower:
-            raise BadRequest("header Upstash-Not-Before: not allowed on schedules; use Upstash-Delay")
-        sid = lower.get("upstash-schedule-id")
-        if sid is not None:
-            check_name(sid, "header Upstash-Schedule-Id")
-        queue = lower.get("upstash-queue-name")
-        if queue is not None:
-            check_name(queue, "header Upstash-Queue-Name")
-        s = parse_settings(url, headers)
+
+    def create_schedule(self, caller: Caller, cmd: ScheduleCommand) -> Schedule:
+        """Create or (same ``schedule_id``) overwrite a schedule."""
+        s = cmd.settings
         acc = self.account(caller.account)
         now = self.world.now
-        old = acc.schedules.get(sid) if sid else None
+        old = acc.schedules.get(cmd.schedule_id) if cmd.schedule_id else None
         sched = Schedule(
-            schedule_id=sid or self.world.ids.new("scd"),
+            schedule_id=cmd.schedule_id or self.world.new_id(SCHEDULE, "scd"),
             account=caller.account,
-            cron=cron.strip(),
-            destination=url,
+            cron=cmd.cron,
+            destination=s.url,
             method=s.method,
-            body=body,
+            body=cmd.body,
             content_type=s.content_type,
-            headers=s.headers,
+            headers=dict(s.headers),
             retries=s.retries,
             retry_delay_expr=s.retry_delay_expr,
             timeout_ms=s.timeout_ms,
             delay_ms=s.delay_ms,
             created_ms=old.created_ms if old else now,
-            queue_name=queue,
-            labels=s.labels,
+            queue_name=cmd.queue,
+            labels=list(s.labels),
             generation=old.generation if old else 0,  # the engine bumps it: older fire events go stale
         )
         acc.schedules[sched.schedule_id] = sched
@@ -418,7 +402,7 @@ class Simulator:
             return None
         now = self.world.now
         msg = Message(
-            message_id=self.world.ids.new("msg"),
+            message_id=self.world.new_id(MESSAGE, "msg"),
             account=sched.account,
             url=sched.destination,
             method=sched.method,
@@ -434,8 +418,9 @@ class Simulator:
             schedule_id=sched.schedule_id,
             labels=list(sched.labels),
         )
-        caller = Caller(account=sched.account)
-        self.charge(caller, "scheduleTrigger", 1, MESSAGE_PRICE)
+        price = self.prices.get(SCHEDULE_TRIGGER)
+        if price is not None:
+            self.charge(Caller(account=sched.account), SCHEDULE_TRIGGER, 1, price)
         self.world.journal.add(
             now, "fire", account=sched.account, message_id=msg.message_id, url=sched.destination,
             detail={"scheduleId": sched.schedule_id, "cron": sched.cron, "fireTime": fire_ms},
@@ -444,16 +429,13 @@ class Simulator:
         return msg
 
     # ------------------------------------------------------------------ reading
+
     def messages(self, account: str | None = None) -> list[Message]:
         """Every message (of one account, or of all), in creation order."""
         accs = [self.world.accounts.find(account)] if account else list(self.world.accounts)
         out = [m for a in accs if a is not None for m in a.messages.values()]
         return sorted(out, key=lambda m: (m.created_ms, m.message_id))
 
-    def state_of(self, message_id: str) -> MessageState | None:
-        """The state of a message in any account."""
-        for acc in self.world.accounts:
-            m = acc.messages.get(message_id)
-            if m is not None:
-                return m.state
-        return None
+    def accounts(self) -> Iterator[Account]:
+        """Every account seen so far, in order of first use."""
+        return iter(self.world.accounts)

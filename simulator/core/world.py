@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from qstash_sim.base.ids import Ids, stream
+from qstash_sim.base.seed import FAULTS, KEYS, Seed
 from qstash_sim.core.journal import Journal
 from qstash_sim.core.ledger import Ledger
 from qstash_sim.domain.account import Account, SigningKeys
@@ -26,8 +26,8 @@ DEFAULT_ACCOUNT = "default"
 class AccountStore:
     """Accounts by name, created on first use with fresh signing keys."""
 
-    def __init__(self, ids: Ids) -> None:
-        self._ids = ids
+    def __init__(self, seed: Seed) -> None:
+        self._seed = seed
         self._accounts: dict[str, Account] = {}
 
     def reset(self) -> None:
@@ -38,7 +38,8 @@ class AccountStore:
         """The account called ``name``, created if new."""
         acc = self._accounts.get(name)
         if acc is None:
-            keys = SigningKeys(current=self._ids.new("sig", 28), next=self._ids.new("sig", 28))
+            ids = self._seed.ids(KEYS)
+            keys = SigningKeys(current=ids.new("sig", 28), next=ids.new("sig", 28))
             acc = self._accounts[name] = Account(name=name, signing_keys=keys)
         return acc
 
@@ -58,26 +59,27 @@ class World:
     """The state one simulator owns. ``reset()`` returns it to a fresh start with the same seed."""
 
     clock: Clock
-    seed: int = 0
-    ids: Ids = field(init=False)
+    seed: Seed = field(default_factory=Seed)
     journal: Journal = field(default_factory=Journal)
     ledger: Ledger = field(default_factory=Ledger)
     accounts: AccountStore = field(init=False)
     inbox: list[Delivery] = field(default_factory=list)
-    faults: random.Random = field(init=False)  # the seeded stream for probabilistic faults
 
     def __post_init__(self) -> None:
-        self.ids = Ids(self.seed)
-        self.accounts = AccountStore(self.ids)
-        self.faults = stream(self.seed, "faults")
+        self.accounts = AccountStore(self.seed)
+
+    @property
+    def faults(self) -> random.Random:
+        """The seeded stream of probabilistic faults."""
+        return self.seed.stream(FAULTS)
+
+    def new_id(self, purpose: str, prefix: str, length: int = 22) -> str:
+        """A seeded id from the stream of ``purpose``: ``new_id(MESSAGE, "msg")`` -> ``"msg_..."``."""
+        return self.seed.ids(purpose).new(prefix, length)
 
     def reset(self, seed: int | None = None) -> None:
-        """Forget every account, message, charge and journal line; restart the random streams."""
-        if seed is not None:
-            self.seed = seed
-            self.ids.seed = seed
-        self.ids.reset()
-        self.faults = stream(self.seed, "faults")
+        """Forget every account, message, charge and journal line; restart every random stream."""
+        self.seed.reset(seed)
         self.journal.reset()
         self.ledger.reset()
         self.accounts.reset()

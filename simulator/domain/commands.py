@@ -1,19 +1,44 @@
-"""Surface-neutral inputs of the core: what a publish asks for, whatever API it came through."""
+"""Surface-neutral inputs of the core: who is calling, and what a publish or a schedule asks for.
+
+Every API surface turns its own wire format (Sapiom's ``/v1/qstash`` headers, native QStash ``/v2``
+headers and query parameters, a batch item's ``headers`` object) into these commands at the edge
+(:mod:`qstash_sim.http.headers`); the core never sees a raw header.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
+__all__ = [
+    "DEFAULT_ACCOUNT",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT_MS",
+    "MAX_RETRIES",
+    "METHODS",
+    "Caller",
+    "MessageSettings",
+    "PublishCommand",
+    "PublishResult",
+    "ScheduleCommand",
+]
+
+DEFAULT_ACCOUNT = "default"
 DEFAULT_RETRIES = 3
-
-
 MAX_RETRIES = 5
-
-
 DEFAULT_TIMEOUT_MS = 30_000
-
-
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass(slots=True)
+class Caller:
+    """Who is calling: the account, and for Sapiom calls the agent and transaction."""
+
+    account: str = DEFAULT_ACCOUNT
+    agent: str | None = None
+    transaction_id: str | None = None
+    request_id: str | None = None
+    caller_ip: str = "127.0.0.1"
 
 
 @dataclass(slots=True)
@@ -33,3 +58,50 @@ class MessageSettings:
     content_dedup: bool = False
     labels: list[str] = field(default_factory=list)
 
+    def dedup_key(self, body: bytes) -> str | None:
+        """The deduplication id of a message with this body: the explicit one, the content one, or ``None``."""
+        if self.dedup_id:
+            return self.dedup_id
+        return content_dedup_key(self, body) if self.content_dedup else None
+
+
+def content_dedup_key(s: MessageSettings, body: bytes) -> str:
+    """The id QStash derives for content-based deduplication: destination, body, type, forwarded headers."""
+    h = hashlib.sha256()
+    h.update(s.url.encode())
+    h.update(b"\0")
+    h.update(body)
+    h.update(b"\0")
+    h.update((s.content_type or "").encode())
+    for k, v in sorted(s.headers.items()):
+        h.update(f"\0{k.lower()}:{v}".encode())
+    return "content:" + h.hexdigest()
+
+
+@dataclass(slots=True)
+class PublishCommand:
+    """One message to accept: its settings (destination included), body and optional queue."""
+
+    settings: MessageSettings
+    body: bytes = b""
+    queue: str | None = None
+
+
+@dataclass(slots=True)
+class ScheduleCommand:
+    """Create (or, same ``schedule_id``, overwrite) a cron schedule; each fire publishes ``settings``/``body``."""
+
+    settings: MessageSettings
+    cron: str
+    body: bytes = b""
+    schedule_id: str | None = None
+    queue: str | None = None
+
+
+@dataclass(slots=True)
+class PublishResult:
+    """What publish/enqueue/batch answer for one message."""
+
+    message_id: str
+    url: str
+    deduplicated: bool = False

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+SCHEDULE_TRIGGER = "scheduleTrigger"  # the ledger operation of a cron fire (not an API call)
+
 
 @dataclass(slots=True)
 class LedgerEntry:

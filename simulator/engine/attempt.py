@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from qstash_sim.base.ids import stream
+from qstash_sim.base.seed import JTI
 from qstash_sim.core.world import World
 from qstash_sim.domain.message import FINAL_STATES, Delivery, DlqEntry, EventState, HistoryEvent, Message, MessageState
 from qstash_sim.engine.retry import RetryDelay, compile_retry_delay, default_backoff_ms, parse_retry_after
@@ -59,10 +59,9 @@ class AttemptRules:
         self.reset()
 
     def reset(self) -> None:
-        """Forget caches and restart the ``jti`` stream from the world's seed."""
+        """Forget the caches (the ``jti`` stream restarts with the world's seed)."""
         self._delay_exprs: dict[str, RetryDelay | None] = {}
         self._dlq_stamp = (0, -1)  # (ms, last seq used at that ms) for "{ms}-{seq}" DLQ ids
-        self._jti = stream(self.world.seed, "jti")
 
     # ----------------------------------------------------------------------------------------------
 
@@ -97,7 +96,7 @@ class AttemptRules:
             ours["Upstash-Schedule-Id"] = msg.schedule_id
         ours["User-Agent"] = "Upstash-QStash"
         key = self.world.accounts.get(msg.account).signing_keys.current
-        jti = f"jwt_{self._jti.getrandbits(96):024x}"
+        jti = f"jwt_{self.world.seed.stream(JTI).getrandbits(96):024x}"
         ours["Upstash-Signature"] = sign(key, msg.url, msg.body, sign_now, jti)
         taken = {k.lower() for k in ours}
         headers = {k: v for k, v in msg.headers.items() if k.lower() not in taken}

@@ -22,13 +22,15 @@ import asyncio
 import contextlib
 import heapq
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, MutableSequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from qstash_sim.base.clock import Clock, RealClock, VirtualClock
+from qstash_sim.base.clock import Clock, VirtualClock
 from qstash_sim.base.durations import to_ms
 from qstash_sim.core.world import World
 from qstash_sim.domain.account import Account
@@ -45,6 +47,9 @@ __all__ = ["DEFAULT_TIMEOUT_MS", "MAX_ADVANCE_EVENTS", "MAX_ADVANCE_MS", "Advanc
 # the event loop, and nothing else is served for hours.
 MAX_ADVANCE_MS = 400 * 86_400_000  # 400 days
 MAX_ADVANCE_EVENTS = 500_000  # about 15 s of work on one core: an advance must answer in time
+
+
+SignClock = Literal["process", "virtual"] | Clock
 
 
 class AdvanceLimitError(ValueError):
@@ -99,10 +104,14 @@ class Engine:
     ``on_schedule_fire(schedule, fire_ms)``, which builds, stores, charges and journals the message (or
     returns ``None``); the engine then submits it.
 
-    ``sign_clock`` is the clock whose time goes into signatures (``iat``/``nbf``/``exp``). By default a
-    delivery over a real socket is signed with the wall clock (a real receiver checks ``exp`` against
-    its own wall clock, and the virtual clock may be months away from it), and a virtual delivery with
-    the simulator's clock (so that the inbox stays reproducible).
+    ``sign_clock`` is what time goes into signatures (``iat``/``nbf``/``exp``): ``"process"`` (the default)
+    signs a delivery over a real socket with the process's wall clock, ``time.time()``, which freezegun
+    and time-machine move like every other reading in the process, so a receiver in the same process
+    (under ``freeze_time`` too) accepts it; a virtual delivery is signed with the simulator's clock, so
+    the inbox stays reproducible. ``"virtual"`` signs every delivery with the simulator's clock; a
+    :class:`Clock` signs with that clock.
+
+    ``errors`` collects unexpected exceptions caught in the runner (a bounded deque, for tests).
     """
 
     def __init__(
@@ -111,13 +120,15 @@ class Engine:
         transport: Transport,
         *,
         on_schedule_fire: Callable[[Schedule, int], Message | None],
-        sign_clock: Clock | None = None,
+        sign_clock: SignClock = "process",
+        errors: MutableSequence[BaseException] | None = None,
     ) -> None:
         self.world = world
         self.transport = transport
         self.on_schedule_fire = on_schedule_fire
+        if not (sign_clock in ("process", "virtual") or isinstance(sign_clock, Clock)):
+            raise ValueError(f"sign_clock must be 'process', 'virtual' or a Clock, got {sign_clock!r}")
         self.sign_clock = sign_clock
-        self._wall = RealClock()
         is_real = getattr(transport, "is_real", None)
         self._real_url: Callable[[str], bool] = is_real if callable(is_real) else (lambda url: False)
         self._heap: list[tuple[int, int, _Event]] = []
@@ -136,7 +147,7 @@ class Engine:
         self._events_run = 0  # live events run since start: what max_advance_events counts
         self.max_advance_ms = MAX_ADVANCE_MS
         self.max_advance_events = MAX_ADVANCE_EVENTS
-        self.errors: list[BaseException] = []  # unexpected errors caught in the runner, for tests
+        self.errors: MutableSequence[BaseException] = errors if errors is not None else []
 
     # ----------------------------------------------------------------------------------------------
     # properties
@@ -171,9 +182,7 @@ class Engine:
             return
         acct = self.world.accounts.get(msg.account)
         if msg.queue_name:
-            queue = acct.queues.get(msg.queue_name)
-            if queue is None:  # the core normally creates it; be forgiving
-                queue = acct.queues[msg.queue_name] = Queue(msg.queue_name, self.now, self.now)
+            queue = acct.queues[msg.queue_name]  # the core creates it with the message
             queue.waiting.append(msg.message_id)
             self._pump(acct, queue)
         else:
@@ -207,8 +216,6 @@ class Engine:
         if queue is not None:
             self._pump(acct, queue)
         self._poke()
-
-    queue_updated = queue_resumed
 
     def queue_deleted(self, account: str, name: str) -> int:
         """Cancel every unfinished message of queue ``name``; returns how many (call before removing it)."""
@@ -265,7 +272,7 @@ class Engine:
         Returns the new time. Events pushed while running (retries due before the target) run too.
 
         Bounded work: a ``delta`` over :attr:`max_advance_ms` (400 days) raises :class:`AdvanceLimitError`
-        before anything runs; once :attr:`max_advance_events` (1,000,000) events have run, it stops after
+        before anything runs; once :attr:`max_advance_events` (500,000) events have run, it stops after
         the instant being run and raises :class:`AdvanceLimitError`: what ran stays done, and the clock
         stays at that instant (the last event run), so advancing again goes on from there.
         """
@@ -522,10 +529,11 @@ class Engine:
                 self._parked.setdefault((msg.account, msg.queue_name), []).append(msg)
                 return None
         now = self.now
-        if self.sign_clock is not None:
-            sign_now = self.sign_clock.now_ms()
-        elif self._real_url(msg.url):
-            sign_now = self._wall.now_ms()
+        sign = self.sign_clock
+        if isinstance(sign, Clock):
+            sign_now = sign.now_ms()
+        elif sign == "process" and self._real_url(msg.url):
+            sign_now = time.time_ns() // 1_000_000
         else:
             sign_now = now
         return self._rules.start(msg, now, sign_now)

@@ -133,7 +133,7 @@ class VirtualTransport:
 
     def __init__(self, responder: Responder | None = None, *, keep: int = 10_000) -> None:
         self.responder: Responder | None = responder
-        self.requests: list[OutboundRequest] = []
+        self.requests: list[OutboundRequest] = []  # the last ``keep`` requests, for tests of the transport
         self._keep = keep
 
     async def send(self, req: OutboundRequest, timeout_ms: int) -> Outcome:
@@ -151,10 +151,9 @@ class VirtualTransport:
             if len(self.requests) > self._keep:
                 del self.requests[: len(self.requests) - self._keep]
 
-    def clear(self) -> None:
-        """Forget recorded requests and the script."""
+    def clear_recorded(self) -> None:
+        """Forget the recorded requests (the script stays)."""
         self.requests.clear()
-        self.responder = None
 
 
 def scripted_answer(scripted: Outcome, timeout_ms: int) -> Outcome:
@@ -325,9 +324,14 @@ class RoutingTransport:
         self.divert = divert
         self.real = real
         self.virtual = virtual
-        self.allow = [_normalise_pattern(p) for p in allow]
+        self.allow: list[str] = []
+        self.set_allow(allow)
         self.loopback = loopback
         self.real_timeout_cap_ms = real_timeout_cap_ms
+
+    def set_allow(self, allow: Iterable[str]) -> None:
+        """Replace the patterns of hosts delivered for real (``--deliver-to``)."""
+        self.allow = [_normalise_pattern(p) for p in allow]
 
     def is_real(self, url: str) -> bool:
         """Whether ``url`` would be sent over a real socket."""

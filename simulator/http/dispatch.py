@@ -1,9 +1,12 @@
-"""The aiohttp application: one catch-all route whose dispatcher is compiled from ``openapi.yaml``.
+"""The dispatcher: one request in, one response out, whatever server carries them.
 
-Routing, 404/405, request validation and billing all come from the contract
-(:mod:`simulator.contract`); handlers (``gateway.py``, ``control.py``) receive a validated
-:class:`Ctx` and call one method of the :class:`~simulator.core.Simulator`.
-Every error is rendered here, once, as QStash's ``{"error": "..."}`` (x402 bodies for 402).
+For each :class:`~qstash_sim.http.surface.InboundRequest` it journals the call, picks the surface whose
+mount is the longest prefix of the path, lets that surface's router match the operation (404 vs 405),
+reads the body within the limits (413, 408), validates it against the contract, authenticates the caller,
+runs the surface's hooks and handler, bills successful calls by the operation's ``x-billing``, and renders
+every error once, as QStash's ``{"error": "..."}`` (or the error's own body: x402).
+
+It knows nothing of aiohttp: :mod:`qstash_sim.http.aiohttp_app` adapts it to an aiohttp server.
 """
 
 from __future__ import annotations
@@ -12,148 +15,82 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-from qstash_sim.contract.router import Contract, Operation
+from qstash_sim.core.feature import Fired, FiredKind
 from qstash_sim.core.journal import JournalEntry
-from qstash_sim.core.service import Caller, Simulator
-from qstash_sim.core.world import DEFAULT_ACCOUNT
-from qstash_sim.errors import ApiError, BadRequest, PayloadTooLarge
-from qstash_sim.http.protocol import DEFAULT_MAX_HEADER_SIZE, handler_args
+from qstash_sim.errors import ApiError, BadRequest, NotFound, PayloadTooLarge
+from qstash_sim.http.surface import Ctx, InboundRequest, Reply, Surface
+
+if TYPE_CHECKING:
+    from qstash_sim.simulator import Simulator
+
+__all__ = ["DEFAULT_MAX_BODY", "DEFAULT_READ_TIMEOUT", "Dispatcher", "Response", "encode_json"]
 
 log = logging.getLogger("qstash_sim.http")
 
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_READ_TIMEOUT = 30.0
-_JSON = "application/json"
+NO_RESPONSE = 444  # placeholder status of a dropped/reset call (nginx's "closed without response")
+
+encode_json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: json.dumps(...) builds one per call
 
 
 @dataclass(slots=True)
-class Ctx:
-    """What a handler gets: the simulator, the matched operation and the validated request."""
+class Response:
+    """What to send: status, JSON body bytes, headers; ``fault`` is a scenario's socket trick to carry out."""
 
-    sim: Simulator
-    request: web.Request
-    op: Operation
-    params: dict[str, str]
+    status: int
     body: bytes
-    json: Any
-    caller: Caller
-    entry: JournalEntry
-
-    @property
-    def headers(self) -> Any:
-        """The request headers (case-insensitive)."""
-        return self.request.headers
-
-    @property
-    def query(self) -> Any:
-        """The request's query parameters."""
-        return self.request.query
-
-
-@dataclass(slots=True)
-class Reply:
-    """A handler's answer: a JSON-able body, a status, extra headers, and billing facts."""
-
-    body: Any
-    status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
-    message_ids: list[str] = field(default_factory=list)
-    quantity: int = 1  # billing units for ``x-billing: per: item``
+    fault: Fired | None = None
 
 
-Handler = Callable[[Ctx], Awaitable[Reply]]
-HANDLERS: dict[str, Handler] = {}
-
-
-def handles(operation_id: str) -> Callable[[Handler], Handler]:
-    """Register ``fn`` as the handler of ``operation_id`` (one per operation)."""
-
-    def deco(fn: Handler) -> Handler:
-        if operation_id in HANDLERS:
-            raise RuntimeError(f"two handlers for {operation_id}")
-        HANDLERS[operation_id] = fn
-        return fn
-
-    return deco
-
-
-_encode = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: json.dumps(...) builds one per call
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def render(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response with a compact body."""
-    return web.Response(body=_encode(body).encode(), status=status, headers=headers, content_type=_JSON)
+    return Response(status, encode_json(body).encode(), dict(headers or {}))
 
 
-def error_response(exc: ApiError) -> web.Response:
-    """Render an :class:`ApiError`: QStash's error body, or the error's own body (x402)."""
+def render_error(exc: ApiError) -> Response:
+    """An :class:`ApiError` as QStash's error body, or the error's own body (x402)."""
     body = exc.body if exc.body is not None else {"error": exc.message}
-    return json_response(body, exc.status, exc.headers or None)
-
-
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    """Read the body, refusing (413) as soon as it is known to exceed ``limit`` — never buffering more."""
-    length = request.content_length
-    if length is not None and length > limit:
-        raise PayloadTooLarge(f"body: {length} bytes is over the limit of {limit} bytes")
-    if not request.body_exists:
-        return b""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body: over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def resolve_account(request: web.Request) -> str:
-    """The caller's account: ``x-api-key``, else ``Authorization: Bearer``, else the default account."""
-    key = request.headers.get("x-api-key")
-    if key:
-        return key
-    auth = request.headers.get("Authorization", "")
-    if auth[:7].lower() == "bearer " and auth[7:].strip():
-        return auth[7:].strip()
-    return DEFAULT_ACCOUNT
-
-
-InboundHook = Callable[[Ctx], Awaitable["web.StreamResponse | None"]]
-AfterHook = Callable[[Ctx, Reply], None]
+    return render(body, exc.status, exc.headers)
 
 
 class Dispatcher:
-    """Matches, validates, calls the handler, bills, journals and renders."""
+    """Routes to surfaces, validates, calls hooks and handlers, bills, journals and renders."""
 
-    # Seconds a request body may take to arrive once its headers are in (a slow client gets 408 after
-    # that, instead of holding a connection and a buffer for ever); set it on the instance to change it.
-    read_timeout: float = DEFAULT_READ_TIMEOUT
-
-    def __init__(self, sim: Simulator, contract: Contract, *, max_body: int, strict: bool | None = None) -> None:
+    def __init__(
+        self,
+        sim: Simulator,
+        surfaces: Sequence[Surface],
+        *,
+        max_body: int = DEFAULT_MAX_BODY,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        strict: bool | None = None,
+    ) -> None:
         self.sim = sim
-        self.contract = contract
+        self.surfaces = list(surfaces)
+        names = [s.name for s in self.surfaces]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two surfaces with the same name: {names}")
+        # Longest mount first, so /v1/qstash/ could be its own surface beside /v1/.
+        self._mounts = sorted(((m, s) for s in self.surfaces for m in s.mount), key=lambda p: -len(p[0]))
         self.max_body = max_body
+        # Seconds a request body may take to arrive once its head is in (408 after that); also the head's
+        # own timeout in the aiohttp adapter. Settable at run time.
+        self.read_timeout = read_timeout
         self._strict = strict  # None: follow ``sim.strict``, which may change between tests
-        contract.check_handlers(HANDLERS.keys())
-        self.handlers = {op_id: HANDLERS[op_id] for op_id in contract.operation_ids}
-        self.prices: dict[str, tuple[Decimal, str]] = {}
-        for op_id in contract.operation_ids:
-            billing = contract.operations[op_id].extensions.get("x-billing")
-            if billing:
-                self.prices[op_id] = (Decimal(str(billing["price"])), str(billing.get("per", "call")))
-        # Hooks the scenario and payment layers install: before the handler (may answer instead of
-        # it) and after a successful handler (e.g. to settle a payment).
-        # ``resolvers`` run first and only refine ``ctx.caller``; then ``before`` hooks, in order.
-        self.resolvers: list[InboundHook] = []
-        self.before: list[InboundHook] = []
-        self.after: list[AfterHook] = []
+        self.prices: dict[tuple[str, str], tuple[Decimal, str]] = {}
+        for s in self.surfaces:
+            for op_id, op in s.contract.operations.items():
+                billing = op.extensions.get("x-billing")
+                if billing:
+                    self.prices[(s.name, op_id)] = (Decimal(str(billing["price"])), str(billing.get("per", "call")))
 
     @property
     def strict(self) -> bool:
@@ -164,152 +101,134 @@ class Dispatcher:
     def strict(self, value: bool | None) -> None:
         self._strict = value
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    def surface_for(self, raw_path: str) -> Surface | None:
+        """The surface that owns ``raw_path`` (longest mount prefix), or ``None``."""
+        for mount, surface in self._mounts:
+            if raw_path.startswith(mount):
+                return surface
+        return None
+
+    def fault_statuses(self) -> dict[str, frozenset[int]]:
+        """``{operationId: x-fault-statuses}`` over every surface."""
+        out: dict[str, frozenset[int]] = {}
+        for s in self.surfaces:
+            out.update(s.fault_statuses())
+        return out
+
+    # ------------------------------------------------------------------ one request
+
+    async def dispatch(self, request: InboundRequest) -> Response:
+        """Answer one request (never raises for a request's own mistakes; a bug answers 500)."""
         started = time.perf_counter()
-        sim = self.sim
-        world = sim.world
+        world = self.sim.world
         entry = world.journal.add(world.now, "request", method=request.method, path=request.raw_path)
         entry.request_id = f"req_{entry.seq}"
+        ctx: Ctx | None = None
         try:
-            response = await self._handle(request, entry)
+            ctx, response = await self._handle(request, entry)
         except ApiError as exc:
             entry.status = exc.status
             entry.error = exc.message
-            response = error_response(exc)
-        except Exception as exc:  # a bug: answer without a traceback, keep it for the test to re-raise
+            response = render_error(exc)
+        except Exception as exc:  # a bug: answer without a traceback, keep it (bounded) for a test to re-raise
             log.exception("internal error on %s %s", request.method, request.raw_path)
-            sim.extensions.setdefault("errors", []).append(exc)
+            self.sim.errors.append(_detached(exc))
             entry.status = 500
             entry.error = f"internal error: {type(exc).__name__}"
-            response = json_response({"error": f"internal error: {type(exc).__name__}"}, 500)
-        if entry.status is None:
-            entry.status = response.status
+            response = render({"error": f"internal error: {type(exc).__name__}"}, 500)
+        self._finish(ctx, entry, response)
         if log.isEnabledFor(logging.INFO):
             log.info(
-                "%s %s -> %d %s(%.1f ms)",
-                request.method,
-                request.raw_path,
-                response.status,
-                f"[{entry.rule}] " if entry.rule else "",
-                (time.perf_counter() - started) * 1000,
+                "%s %s -> %s %s(%.1f ms)", request.method, request.raw_path,
+                entry.status if entry.status is not None else "no answer",
+                f"[{entry.rule}] " if entry.rule else "", (time.perf_counter() - started) * 1000,
             )
         return response
 
-    async def _handle(self, request: web.Request, entry: JournalEntry) -> web.StreamResponse:
-        op, params = self.contract.match(request.method, request.raw_path)
+    async def _handle(self, request: InboundRequest, entry: JournalEntry) -> tuple[Ctx | None, Response]:
+        surface = self.surface_for(request.raw_path)
+        if surface is None:
+            path = request.raw_path.split("?", 1)[0]
+            raise NotFound(f"no such route: {request.method.upper()} {path}")
+        op, params = surface.contract.match(request.method, request.raw_path)
         entry.operation = op.operation_id
-        content = request.content
-        if content.is_eof():  # the whole body arrived with the headers: take it, no timer needed
-            body = content.read_nowait()
-            if len(body) > self.max_body:
-                raise PayloadTooLarge(f"body: {len(body)} bytes is over the limit of {self.max_body} bytes")
-        else:
-            try:
-                async with asyncio.timeout(self.read_timeout):
-                    body = await _read_body(request, self.max_body)
-            except TimeoutError:
-                raise ApiError(
-                    f"body: not received within {self.read_timeout:g} s (the server's read timeout); "
-                    "send the whole body promptly", status=408, headers={"Connection": "close"},
-                ) from None
+        body = await self._read_body(request)
         validated = op.validate_request(
             request.headers, request.query, params, body, request.headers.get("Content-Type")
         )
-        gateway = not op.path_template.startswith("/_sim/")
-        caller = Caller(
-            account=resolve_account(request) if gateway else DEFAULT_ACCOUNT,
-            request_id=entry.request_id,
-            caller_ip=request.remote or "127.0.0.1",
-        )
-        entry.account = caller.account if gateway else None
-        if gateway:
-            for name, hint in op.unknown_upstash_headers(request.headers):
-                text = f"unknown header {name}" + (f"; did you mean {hint}?" if hint else "") + " (QStash ignores it)"
-                if self.strict:
-                    raise BadRequest(f"header {name}: unknown Upstash header" + (f"; did you mean {hint}?" if hint else ""))
-                entry.warnings.append(text)
-                self.sim.world.journal.warn(self.sim.world.now, text, account=caller.account, request_id=entry.request_id)
-        ctx = Ctx(self.sim, request, op, validated.path_params, body, validated.json, caller, entry)
-        for resolve in self.resolvers:
-            await resolve(ctx)
-        for hook in self.before:
-            early = await hook(ctx)
-            if early is not None:
-                return early
-        reply = await self.handlers[op.operation_id](ctx)
-        entry.message_ids = reply.message_ids
-        price = self.prices.get(op.operation_id)
-        if price is not None and 200 <= reply.status < 300:
-            unit, per = price
-            self.sim.charge(ctx.caller, op.operation_id, reply.quantity if per == "item" else 1, unit)
-        for after in self.after:
-            after(ctx, reply)
+        caller = surface.authenticate(request)
+        caller.request_id = entry.request_id
+        entry.account = caller.account if surface.accounts else None
+        if surface.upstash_headers:
+            self._unknown_headers(op, request, caller.account, entry)
+        ctx = Ctx(self.sim, surface, request, op, validated.path_params, validated.query, validated.headers,
+                  body, validated.json, caller, entry)
+        for hook in surface.hooks:
+            hook.resolve(ctx)
+        reply: Reply | None = None
+        for hook in surface.hooks:
+            reply = hook.before(ctx)
+            if reply is not None:
+                break
+        if reply is None:
+            reply = await surface.handlers[op.operation_id](ctx)
+            entry.message_ids = reply.message_ids
+            price = self.prices.get((surface.name, op.operation_id))
+            if price is not None and 200 <= reply.status < 300:
+                unit, per = price
+                self.sim.charge(ctx.caller, op.operation_id, reply.quantity if per == "item" else 1, unit)
+            for hook in surface.hooks:
+                hook.after(ctx, reply)
+        fault = reply.fault if reply.fault is not None else ctx.state.get("fault")
+        if fault is not None and fault.kind is FiredKind.PASS and fault.headers:
+            reply.headers.update(fault.headers)
         entry.status = reply.status
-        return json_response(reply.body, reply.status, reply.headers or None)
+        response = render(reply.body, reply.status, reply.headers)
+        response.fault = fault
+        return ctx, response
+
+    async def _read_body(self, request: InboundRequest) -> bytes:
+        if request.read_body is None:
+            return b""
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                body = await request.read_body(self.max_body)
+        except TimeoutError:
+            raise ApiError(
+                f"body: not received within {self.read_timeout:g} s (the server's read timeout); "
+                "send the whole body promptly", status=408, headers={"Connection": "close"},
+            ) from None
+        if len(body) > self.max_body:
+            raise PayloadTooLarge(f"body: {len(body)} bytes is over the limit of {self.max_body} bytes")
+        return body
+
+    def _unknown_headers(self, op: Any, request: InboundRequest, account: str, entry: JournalEntry) -> None:
+        for name, hint in op.unknown_upstash_headers(request.headers):
+            suggestion = f"; did you mean {hint}?" if hint else ""
+            if self.strict:
+                raise BadRequest(f"header {name}: unknown Upstash header{suggestion}")
+            text = f"unknown header {name}{suggestion} (QStash ignores it)"
+            entry.warnings.append(text)
+            self.sim.world.journal.warn(self.sim.world.now, text, account=account, request_id=entry.request_id)
+
+    def _finish(self, ctx: Ctx | None, entry: JournalEntry, response: Response) -> None:
+        """Journal a fault's socket trick, then let every hook see the final status."""
+        fault = response.fault
+        if fault is not None and fault.kind in (FiredKind.DROP, FiredKind.RESET):
+            entry.status = None
+            entry.outcome = fault.kind.value
+            dropped = "dropped" if fault.kind is FiredKind.DROP else "reset"
+            entry.error = f"connection {dropped} by scenario rule {fault.rule}"
+        elif fault is not None and fault.kind is FiredKind.MALFORMED:
+            entry.outcome = fault.kind.value
+        if ctx is not None:
+            for hook in ctx.surface.hooks:
+                hook.finish(ctx, entry.status)
 
 
-@web.middleware
-async def http_errors_as_json(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                              ) -> web.StreamResponse:
-    """Outermost: an error aiohttp raises itself (``web.HTTPException``: 404/405/413...) gets QStash's JSON body."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        text = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else exc.reason
-        headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
-        return web.Response(body=json.dumps({"error": text}, separators=(",", ":")).encode(), status=exc.status,
-                            headers=headers, content_type=_JSON)
-
-
-APP_SIM: web.AppKey[Simulator] = web.AppKey("sim", Simulator)
-APP_DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher", Dispatcher)
-
-
-def build_app(
-    sim: Simulator,
-    *,
-    contract: Contract | None = None,
-    max_body: int = DEFAULT_MAX_BODY,
-    strict: bool | None = None,
-    read_timeout: float = DEFAULT_READ_TIMEOUT,
-    max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
-) -> web.Application:
-    """The aiohttp application serving ``sim``. The contract is compiled once, here.
-
-    ``read_timeout``: seconds a request head, then its body, may take to arrive (408 after that; the head
-    part needs :func:`simulator.server.start_site`). ``max_header_size``: the HTTP parser's limit on the
-    request line and on each header field, in bytes (a larger one is refused with 400).
-    """
-    # Importing the handler modules registers their handlers.
-    from qstash_sim.api.control import handlers as control  # noqa: F401
-    from qstash_sim.api.control import scenarios as scenario_api  # noqa: F401
-    from qstash_sim.api.sapiom_v1 import handlers as gateway  # noqa: F401
-    from qstash_sim.api.sapiom_v1 import paywall
-    from qstash_sim.api.sapiom_v1 import transactions as sapiom_api  # noqa: F401
-    from qstash_sim.http import faults
-
-    contract = contract or Contract.load()
-    dispatcher = Dispatcher(sim, contract, max_body=max_body, strict=strict)
-    dispatcher.read_timeout = read_timeout
-    # aiohttp's own limit is above ours so that our reader answers 413 with the QStash body.
-    app = web.Application(client_max_size=max_body + 1, handler_args=handler_args(max_header_size))
-    app.middlewares.append(http_errors_as_json)  # first: the outermost
-    app[APP_SIM] = sim
-    app[APP_DISPATCHER] = dispatcher
-    paywall.install(app, dispatcher)  # caller from X-Sapiom-Transaction-Id; x402/transaction payment modes
-    faults.install(app, dispatcher)  # scenario faults: first before-hook (ahead of payments) + middleware
-    # Every path, newlines and odd escapes included (aiohttp matches the decoded path; ".*" stops at "\n"):
-    # routing is the contract's job (404/405 with the JSON body), never aiohttp's.
-    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatcher.__call__)
-
-    async def _start(_: web.Application) -> None:
-        sim.start()
-
-    async def _stop(_: web.Application) -> None:
-        await sim.close()
-
-    app.on_startup.append(_start)
-    app.on_cleanup.append(_stop)
-    return app
+def _detached(exc: Exception) -> Exception:
+    """``exc`` without its traceback frames (they hold the request's body and every local), the
+    formatted traceback kept as a note: what a test needs to see, without keeping the request alive."""
+    text = "".join(traceback.format_exception(exc)).rstrip()
+    exc.add_note(f"server-side traceback:\n{text}")
+    return exc.with_traceback(None)

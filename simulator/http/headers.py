@@ -1,4 +1,4 @@
-"""Turning a publish request's headers into message settings, with 400s that name the field.
+"""Turning a request's ``Upstash-*`` headers into the core's commands, with 400s that name the field.
 
 The HTTP layer has already checked the top-level headers against ``openapi.yaml``; this module does the
 checks a schema cannot (durations, retry-delay expressions, destinations) and is the only check for the
@@ -7,19 +7,16 @@ checks a schema cannot (durations, retry-delay expressions, destinations) and is
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from qstash_sim.base.durations import parse_duration
-from qstash_sim.domain.commands import MAX_RETRIES, METHODS, MessageSettings
+from qstash_sim.domain.commands import MAX_RETRIES, METHODS, MessageSettings, PublishCommand, ScheduleCommand
+from qstash_sim.engine.cron import check_cron
 from qstash_sim.engine.retry import compile_retry_delay
 from qstash_sim.errors import BadRequest
-
-# Headers the gateway accepts and drops before storing or forwarding (Sapiom strips them).
-STRIPPED_PREFIXES = ("upstash-callback", "upstash-failure-callback", "upstash-flow-control-")
-
 
 # Headers never forwarded by Upstash-Header-Forward: hop-by-hop, credentials of the gateway, payment.
 _NOT_FORWARDED = frozenset(
@@ -121,7 +118,6 @@ def parse_settings(
     headers: Mapping[str, str],
     *,
     where: str = "header",
-    allow_delay: bool = True,
 ) -> MessageSettings:
     """Read the ``Upstash-*`` settings and the forwarded headers of one message.
 
@@ -150,8 +146,7 @@ def parse_settings(
                 raise BadRequest(f"{loc}: expected one of {', '.join(METHODS)}, got {value!r}")
             s.method = value.upper()
         elif name == "upstash-delay":
-            if allow_delay:
-                s.delay_ms = _duration(value, loc)
+            s.delay_ms = _duration(value, loc)
         elif name == "upstash-not-before":
             if not value.strip().isdigit():
                 raise BadRequest(f"{loc}: expected Unix seconds (an integer), got {value!r}")
@@ -190,15 +185,77 @@ def parse_settings(
     return s
 
 
-def content_dedup_key(s: MessageSettings, body: bytes) -> str:
-    """The id QStash derives for content-based deduplication: destination, body, type, forwarded headers."""
-    h = hashlib.sha256()
-    h.update(s.url.encode())
-    h.update(b"\0")
-    h.update(body)
-    h.update(b"\0")
-    h.update((s.content_type or "").encode())
-    for k, v in sorted(s.headers.items()):
-        h.update(f"\0{k.lower()}:{v}".encode())
-    return "content:" + h.hexdigest()
+MAX_BATCH_ITEMS = 1000
 
+
+def publish_command(
+    destination: str, headers: Mapping[str, str], body: bytes, *, queue: str | None = None
+) -> PublishCommand:
+    """A publish or enqueue request as a command: ``destination`` is the raw path tail."""
+    url = parse_destination(destination)
+    if queue is not None:
+        check_name(queue, "path queueName")
+    return PublishCommand(parse_settings(url, headers), body, queue)
+
+
+def batch_commands(items: Any) -> list[PublishCommand]:
+    """Every item of a batch body as a command, all validated first (all or nothing).
+
+    The contract has checked the JSON shape; the messages here name the item, e.g.
+    ``body /1/headers/Upstash-Retries: expected an integer from 0 to 5, got "x"``.
+    """
+    if not isinstance(items, list) or not items:
+        raise BadRequest("body: expected a non-empty JSON array of messages")
+    if len(items) > MAX_BATCH_ITEMS:
+        raise BadRequest(f"body: at most {MAX_BATCH_ITEMS} items per batch, got {len(items)}")
+    commands: list[PublishCommand] = []
+    for i, item in enumerate(items):
+        where = f"body /{i}"
+        if not isinstance(item, dict):
+            raise BadRequest(f"{where}: expected an object with destination, headers, body, queue")
+        unknown = set(item) - {"destination", "headers", "body", "queue"}
+        if unknown:
+            raise BadRequest(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; expected destination, headers, body, queue")
+        dest = item.get("destination")
+        if not isinstance(dest, str) or not dest:
+            raise BadRequest(f"{where}/destination: required, a URL string")
+        try:
+            url = parse_destination(dest, f"{where}/destination")
+        except BadRequest as exc:
+            msg = exc.message if exc.message.startswith(where) else f"{where}/destination: {exc.message}"
+            raise BadRequest(msg) from None
+        hdrs = item.get("headers") or {}
+        if not isinstance(hdrs, dict):
+            raise BadRequest(f"{where}/headers: expected an object of header name to string value")
+        raw_body = item.get("body", "")
+        if raw_body is None:
+            raw_body = ""
+        if not isinstance(raw_body, str):
+            raise BadRequest(f"{where}/body: expected a string (JSON-encode objects first), got {type(raw_body).__name__}")
+        queue = item.get("queue")
+        if queue is not None:
+            if not isinstance(queue, str):
+                raise BadRequest(f"{where}/queue: expected a string")
+            check_name(queue, f"{where}/queue")
+        settings = parse_settings(url, hdrs, where=f"{where}/headers")
+        commands.append(PublishCommand(settings, raw_body.encode("utf-8"), queue))
+    return commands
+
+
+def schedule_command(destination: str, headers: Mapping[str, str], body: bytes) -> ScheduleCommand:
+    """A schedule-creation request as a command (``Upstash-Cron`` required, ``Upstash-Not-Before`` refused)."""
+    url = parse_destination(destination)
+    lower = {k.lower(): v for k, v in headers.items()}
+    cron = lower.get("upstash-cron")
+    if not cron:
+        raise BadRequest("header Upstash-Cron: required to create a schedule, e.g. '0 9 * * *'")
+    check_cron(cron, "header Upstash-Cron")
+    if "upstash-not-before" in lower:
+        raise BadRequest("header Upstash-Not-Before: not allowed on schedules; use Upstash-Delay")
+    sid = lower.get("upstash-schedule-id")
+    if sid is not None:
+        check_name(sid, "header Upstash-Schedule-Id")
+    queue = lower.get("upstash-queue-name")
+    if queue is not None:
+        check_name(queue, "header Upstash-Queue-Name")
+    return ScheduleCommand(parse_settings(url, headers), cron.strip(), body, sid, queue)

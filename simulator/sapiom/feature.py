@@ -1,17 +1,21 @@
-"""The payment state of one :class:`~simulator.core.Simulator`: transactions, the gate, keys, settings.
+"""Sapiom as a feature of a simulator: transactions, the payment gate, the API-key allow-list, prices.
 
-One :class:`Payments` object per simulator, kept in ``sim.extensions["payments"]`` and created on first
-use by :func:`payments_of` (default: mode ``off``, 402 variant ``v1``, any non-empty API key, authorize
-everything). :func:`configure_payments` sets the start-up baseline (the CLI's ``--payment``,
-``--payment-variant`` and ``--api-key``); ``POST /_sim/payment`` changes the settings at run time, and
-``sim.reset()`` forgets every transaction and restores the baseline.
+One :class:`SapiomFeature` per simulator (``sim.sapiom`` on the facade), attached like every feature
+(:mod:`qstash_sim.core.feature`). Default: payment mode ``off``, 402 variant ``v1``, any non-empty API
+key, authorize everything. :meth:`SapiomFeature.configure` sets the start-up baseline (the CLI's
+``--payment``, ``--payment-variant`` and ``--api-key``); ``POST /_sim/payment`` changes the settings at
+run time, and ``sim.reset()`` forgets every transaction and restores the baseline.
+
+It also tells the core what a cron fire costs, and builds the 402 a fault scenario's
+``payment_required`` action injects (it is the core's :class:`~qstash_sim.core.feature.ChallengeProvider`),
+so an injected 402 asks for exactly what the pay-gate verifies on the paid retry.
 
 ::
 
     sim = Simulator(seed=1)
-    configure_payments(sim, mode="x402", variant="v2", api_keys=["sk_test"])
-    payments_of(sim).store        # TransactionStore: what /v1/transactions... answers
-    payments_of(sim).gate         # PaymentGate: the check in front of each billed /v1/qstash/... call
+    sim.sapiom.configure(mode="x402", variant="v2", api_keys=["sk_test"])
+    sim.sapiom.store        # TransactionStore: what /v1/transactions... answers
+    sim.sapiom.gate         # PaymentGate: the check in front of each billed /v1/qstash/... call
 """
 
 from __future__ import annotations
@@ -20,19 +24,21 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from qstash_sim.core.feature import ChallengeRequest, Feature
 from qstash_sim.errors import ConfigError
 from qstash_sim.sapiom.paygate import PaymentGate, PaymentSettings
 from qstash_sim.sapiom.policy import AuthorizationPolicy
+from qstash_sim.sapiom.prices import MESSAGE_PRICE, SCHEDULE_TRIGGER, describe, price_base_units
 from qstash_sim.sapiom.records import PaymentMode
-from qstash_sim.sapiom.transactions import TransactionStore
-from qstash_sim.sapiom.x402 import X402Variant
+from qstash_sim.sapiom.transactions import TransactionStore, payment_secret
+from qstash_sim.sapiom.x402 import PaymentTerms, X402Variant, build_challenge
 
 if TYPE_CHECKING:
-    from qstash_sim.core.service import Simulator
+    from qstash_sim.core.service import SimulatorCore
 
-__all__ = ["EXTENSION_KEY", "Payments", "configure_payments", "payments_of"]
+__all__ = ["SapiomFeature"]
 
-EXTENSION_KEY = "payments"
+_CAIP2 = {"base-sepolia": "eip155:84532", "base": "eip155:8453"}  # v1 network name -> v2 CAIP-2 id
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -43,17 +49,27 @@ class _Baseline:
     api_keys: frozenset[str]
 
 
-class Payments:
+class SapiomFeature(Feature):
     """Transactions, the payment gate, the API-key allow-list and the policy of one simulator."""
 
-    def __init__(self, sim: Simulator) -> None:
-        self.sim = sim
-        self.store = TransactionStore(sim.world.ids, ledger=sim.world.ledger)
-        self.gate = PaymentGate(self.store, PaymentSettings())
+    name = "sapiom"
+    store: TransactionStore  # from attach() on
+    gate: PaymentGate
+
+    def __init__(self) -> None:
         self.api_keys: frozenset[str] = frozenset()  # empty: any non-empty key is an account
         self.policy_source: Mapping[str, Any] = {}  # the policy as configured (for GET /_sim/payment)
+        self._baseline: _Baseline | None = None
+        self._core: SimulatorCore | None = None
+
+    def attach(self, core: SimulatorCore) -> None:
+        """Own the transactions of ``core``'s world; price its cron fires; build its scenarios' 402s."""
+        self._core = core
+        self.store = TransactionStore(core.world.seed, ledger=core.world.ledger)
+        self.gate = PaymentGate(self.store, PaymentSettings())
         self._baseline = _Baseline(self.gate.settings, self.store.policy, {}, self.api_keys)
-        sim.on_reset(self.reset)
+        core.prices[SCHEDULE_TRIGGER] = MESSAGE_PRICE
+        core.challenge_provider = self
 
     # -- settings --------------------------------------------------------------------------------
 
@@ -65,7 +81,7 @@ class Payments:
     @property
     def mode(self) -> PaymentMode:
         """The current payment mode."""
-        return self.gate.settings.mode
+        return self.settings.mode
 
     def update(
         self,
@@ -101,15 +117,26 @@ class Payments:
         if keys is not None:
             self.api_keys = keys
 
-    def set_baseline(self) -> None:
-        """Make the current settings the ones ``reset()`` restores."""
+    def configure(
+        self,
+        *,
+        mode: str | PaymentMode | None = None,
+        variant: str | X402Variant | None = None,
+        strict_headers: bool | None = None,
+        policy: Mapping[str, Any] | AuthorizationPolicy | None = None,
+        api_keys: Iterable[str] | None = None,
+    ) -> SapiomFeature:
+        """:meth:`update`, then make the result the baseline ``reset()`` restores (start-up settings)."""
+        self.update(mode=mode, variant=variant, strict_headers=strict_headers, policy=policy, api_keys=api_keys)
         self._baseline = _Baseline(self.gate.settings, self.store.policy, self.policy_source, self.api_keys)
+        return self
 
     def reset(self) -> None:
         """Forget every transaction; restore the start-up settings; re-derive the signing secret from the seed."""
         b = self._baseline
+        assert b is not None and self._core is not None, "attach the feature first"
         self.store.reset(b.policy)
-        self.store.secret = f"qstash-sim:{self.sim.world.ids.seed}:payments"
+        self.store.secret = payment_secret(self._core.seed)
         self.gate.settings = b.settings
         self.policy_source = b.policy_source
         self.api_keys = b.api_keys
@@ -131,26 +158,35 @@ class Payments:
             "apiKeys": sorted(self.api_keys),
         }
 
+    # -- the 402 of a fault scenario ----------------------------------------------------------------
 
-def payments_of(sim: Simulator) -> Payments:
-    """The simulator's :class:`Payments`, created (mode off) on first use."""
-    p = sim.extensions.get(EXTENSION_KEY)
-    if p is None:
-        p = sim.extensions[EXTENSION_KEY] = Payments(sim)
-    return p
+    def challenge(self, request: ChallengeRequest) -> tuple[dict[str, str], Any]:
+        """(headers, JSON body) of a 402 the unmodified ``@sapiom/fetch`` pays (sapiom-contract.md §4).
+
+        Without an ``amount`` it asks for the operation's price (at least 1 base unit, so that an injected
+        402 on a free operation is still payable).
+        """
+        v1_network = next((k for k, v in _CAIP2.items() if v == request.network), request.network)
+        terms = PaymentTerms(
+            pay_to=request.pay_to,
+            v1_network=v1_network,
+            v2_network=_CAIP2.get(v1_network, request.network),
+            asset=request.asset,
+            max_timeout_seconds=request.max_timeout_seconds,
+        )
+        amount = request.amount if request.amount is not None else _price_units(request.operation)
+        description = request.description or describe(request.operation)
+        challenge = build_challenge(
+            X402Variant.parse(request.variant), amount, request.resource_url, description, terms,
+            transaction_id=request.transaction_id, error=request.error,
+        )
+        return dict(challenge.headers), challenge.body
 
 
-def configure_payments(
-    sim: Simulator,
-    *,
-    mode: str | PaymentMode | None = None,
-    variant: str | X402Variant | None = None,
-    strict_headers: bool | None = None,
-    policy: Mapping[str, Any] | AuthorizationPolicy | None = None,
-    api_keys: Iterable[str] | None = None,
-) -> Payments:
-    """Set the start-up payment settings (also what ``sim.reset()`` restores) and return the state."""
-    p = payments_of(sim)
-    p.update(mode=mode, variant=variant, strict_headers=strict_headers, policy=policy, api_keys=api_keys)
-    p.set_baseline()
-    return p
+def _price_units(operation: str) -> int:
+    """What a 402 asks for, in USDC base units: ``"publishMessage"`` -> ``10``, ``"listQueues"`` -> ``1000``;
+    a free or unknown operation -> ``1``."""
+    try:
+        return max(price_base_units(operation), 1)
+    except KeyError:
+        return 1

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from qstash_sim.domain.ledger import SCHEDULE_TRIGGER
+
 MESSAGE_PRICE = Decimal("0.00001")
 MANAGEMENT_PRICE = Decimal("0.001")
 
@@ -51,8 +53,6 @@ GATEWAY_OPERATIONS: dict[str, Decimal] = {
 }
 
 
-#: The ledger operation for a cron fire (not a gateway call, so never behind a 402).
-SCHEDULE_TRIGGER = "scheduleTrigger"
 
 
 _DESCRIPTIONS = {

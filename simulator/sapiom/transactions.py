@@ -1,20 +1,19 @@
-"""The simulated Sapiom API's behaviour: :class:`TransactionStore` and the JSON of its answers.
+"""The simulated Sapiom API's behaviour: :class:`TransactionStore`.
 
 One method per ``/v1/transactions...`` route; each takes the parsed JSON body and ``now_ms`` and
-returns domain objects (:mod:`simulator.payments`), which the ``*_to_json`` functions below turn into
-the shapes ``@sapiom/core`` 0.3.0 declares (``TransactionResponse``, ``CompleteTransactionResult``, ...).
-Errors are :mod:`simulator.errors` ``ApiError`` subclasses whose message names the offending JSON field.
+returns domain objects (:mod:`qstash_sim.sapiom.records`), which :mod:`qstash_sim.api.sapiom_wire` turns
+into the shapes ``@sapiom/core`` 0.3.0 declares. Errors are :mod:`qstash_sim.errors` ``ApiError``
+subclasses whose message names the offending JSON field.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from qstash_sim.base.ids import Ids
+from qstash_sim.base.seed import NONCE, TRANSACTION, Seed
 from qstash_sim.errors import BadRequest, Conflict, NotFound
 from qstash_sim.sapiom.policy import AuthorizationPolicy, PolicyStep
 from qstash_sim.sapiom.prices import price, unit_price
@@ -32,17 +31,7 @@ from qstash_sim.sapiom.x402 import mint_payload, payer_address, requirement_amou
 if TYPE_CHECKING:
     from qstash_sim.core.ledger import Ledger
 
-__all__ = [
-    "TransactionStore",
-    "organization_id",
-    "iso_time",
-    "transaction_to_json",
-    "payment_to_json",
-    "cost_to_json",
-    "complete_to_json",
-    "facts_to_json",
-    "transaction_list_to_json",
-]
+__all__ = ["TransactionStore", "organization_id", "payment_secret"]
 
 _STRING_FIELDS = {
     "agentName": "agent_name",
@@ -74,6 +63,11 @@ def _infer_names(request_facts: dict[str, Any] | None) -> tuple[str | None, str 
     return "messaging", action or None, url
 
 
+def payment_secret(seed: int) -> str:
+    """The key of the fake payment signatures of a simulator with this seed (reproducible runs)."""
+    return f"qstash-sim:{seed}:payments"
+
+
 class TransactionStore:
     """Every transaction of one simulator, with the policy that decides their statuses.
 
@@ -83,16 +77,16 @@ class TransactionStore:
 
     def __init__(
         self,
-        ids: Ids,
+        seed: Seed,
         *,
         ledger: Ledger | None = None,
         policy: AuthorizationPolicy | None = None,
         secret: str | None = None,
     ) -> None:
-        self.ids = ids
+        self.seed = seed
         self.ledger = ledger
         self.policy = policy or AuthorizationPolicy()
-        self.secret = secret if secret is not None else f"qstash-sim:{ids.seed}:payments"
+        self.secret = secret if secret is not None else payment_secret(seed.value)
         self._txs: dict[str, Transaction] = {}
 
     def reset(self, policy: AuthorizationPolicy | None = None) -> None:
@@ -164,7 +158,7 @@ class TransactionStore:
         fields["action_name"] = fields["action_name"] or action
         fields["resource_name"] = fields["resource_name"] or resource
         tx = Transaction(
-            id=self.ids.new("tx"),
+            id=self.seed.ids(TRANSACTION).new("tx"),
             account=account,
             created_ms=now_ms,
             updated_ms=now_ms,
@@ -237,11 +231,11 @@ class TransactionStore:
             return tx
         version = int(x402["x402Version"])
         payer = payer_address(tx.account, tx.agent)
-        nonce = self.ids.hex(32)
+        nonce = self.seed.ids(NONCE).hex(32)
         payload = mint_payload(x402, accepted, payer=payer, nonce=nonce, now_ms=now_ms, secret=self.secret)
         auth = payload["payload"]["authorization"]
         pay = PaymentRecord(
-            id=self.ids.new("pay"),
+            id=self.seed.ids(TRANSACTION).new("pay"),
             transaction_id=tx.id,
             version=version,
             scheme=str(accepted["scheme"]),
@@ -316,7 +310,7 @@ class TransactionStore:
         if amount == 0:
             return None
         cost = CostRecord(
-            id=self.ids.new("cost"),
+            id=self.seed.ids(TRANSACTION).new("cost"),
             transaction_id=tx.id,
             fiat_amount=amount,
             fiat_asset_symbol="USD",
@@ -385,7 +379,7 @@ class TransactionStore:
                 raise error(f"{where}/supersedesCostId: no cost {supersedes!r} on transaction {tx.id}")
             old.is_active, old.superseded_ms, old.updated_ms = False, now_ms, now_ms
         return CostRecord(
-            id=self.ids.new("cost"),
+            id=self.seed.ids(TRANSACTION).new("cost"),
             transaction_id=tx.id,
             fiat_amount=amount,
             fiat_asset_symbol=symbol,
@@ -399,7 +393,7 @@ class TransactionStore:
     def _fact(self, tx: Transaction, body: dict[str, Any], phase: str, facts: Any, now_ms: int) -> FactRecord:
         source, version = body.get("source"), body.get("version")
         fact = FactRecord(
-            id=self.ids.new("fact"),
+            id=self.seed.ids(TRANSACTION).new("fact"),
             transaction_id=tx.id,
             source=source if isinstance(source, str) else None,
             version=version if isinstance(version, str) else None,
@@ -414,125 +408,3 @@ class TransactionStore:
 def organization_id(account: str) -> str:
     """A stable organization id for an account (never the API key itself)."""
     return "org_" + hashlib.sha256(f"org:{account}".encode()).hexdigest()[:20]
-
-
-# ---------------------------------------------------------------------------------------------------
-# JSON (the shapes of @sapiom/core 0.3.0 types/transaction.d.ts). Never an empty body.
-
-
-def iso_time(ms: int) -> str:
-    """Simulator ms to ISO-8601 UTC with milliseconds: ``iso_time(0)`` -> ``"1970-01-01T00:00:00.000Z"``."""
-    dt = datetime.fromtimestamp(ms // 1000, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
-
-
-def _opt_time(ms: int | None) -> str | None:
-    return None if ms is None else iso_time(ms)
-
-
-def payment_to_json(p: PaymentRecord) -> dict[str, Any]:
-    """``PaymentTransactionResponse``; ``authorizationPayload`` is left out of a denied payment."""
-    extra = p.accepted.get("extra")
-    token = extra.get("name") if isinstance(extra, dict) and isinstance(extra.get("name"), str) else p.asset
-    out: dict[str, Any] = {
-        "id": p.id,
-        "transactionId": p.transaction_id,
-        "protocol": "x402",
-        "network": p.network,
-        "token": token,
-        "scheme": p.scheme,
-        "amount": str(p.amount),
-        "payTo": p.pay_to,
-        "payToType": "address",
-        "status": p.status.value,
-    }
-    if p.status is not PaymentStatus.DENIED:
-        out["authorizationPayload"] = p.authorization_payload
-    out["protocolMetadata"] = {
-        "x402Version": p.version,
-        "asset": p.asset,
-        "resource": p.resource_url,
-        "payer": p.payer,
-        "nonce": p.nonce,
-        "validAfter": str(p.valid_after_s),
-        "validBefore": str(p.valid_before_s),
-    }
-    out["createdAt"] = iso_time(p.created_ms)
-    out["updatedAt"] = iso_time(p.updated_ms)
-    if p.authorized_ms is not None:
-        out["authorizedAt"] = iso_time(p.authorized_ms)
-    if p.settled_ms is not None:
-        out["completedAt"] = iso_time(p.settled_ms)
-    return out
-
-
-def cost_to_json(c: CostRecord, account: str) -> dict[str, Any]:
-    """``TransactionCostResponse`` (``fiatAmount`` with 18 decimals, as the real API writes it)."""
-    return {
-        "id": c.id,
-        "transactionId": c.transaction_id,
-        "organizationId": organization_id(account),
-        "fiatAmount": f"{c.fiat_amount:.18f}",
-        "fiatAssetSymbol": c.fiat_asset_symbol,
-        "isEstimate": c.is_estimate,
-        "isActive": c.is_active,
-        "supersedesCostId": c.supersedes_cost_id,
-        "supersededAt": _opt_time(c.superseded_ms),
-        "costDetails": c.cost_details,
-        "createdAt": iso_time(c.created_ms),
-        "updatedAt": iso_time(c.updated_ms),
-    }
-
-
-def transaction_to_json(tx: Transaction) -> dict[str, Any]:
-    """``TransactionResponse``: what create, get and reauthorize answer (the SDK reads ``id``,
-    ``status`` and ``payment.authorizationPayload``)."""
-    out: dict[str, Any] = {
-        "id": tx.id,
-        "organizationId": organization_id(tx.account),
-        "serviceName": tx.service_name or "",
-        "actionName": tx.action_name or "",
-        "resourceName": tx.resource_name or "",
-        "status": tx.status.value,
-        "outcome": tx.outcome,
-        "requiresPayment": tx.requires_payment,
-        "metadata": tx.metadata,
-        "createdAt": iso_time(tx.created_ms),
-        "updatedAt": iso_time(tx.updated_ms),
-    }
-    if tx.qualifiers is not None:
-        out["qualifiers"] = tx.qualifiers
-    if tx.authorized_ms is not None:
-        out["authorizedAt"] = iso_time(tx.authorized_ms)
-    if tx.completed_ms is not None:
-        out["completedAt"] = iso_time(tx.completed_ms)
-    out["currentPaymentTransactionId"] = tx.payment.id if tx.payment else None
-    if tx.payment is not None:
-        out["payment"] = payment_to_json(tx.payment)
-    trace_id = tx.trace_id or "trc_" + hashlib.sha256(f"trace:{tx.id}".encode()).hexdigest()[:22]
-    out["trace"] = {"id": trace_id, "externalId": tx.trace_external_id}
-    out["costs"] = [cost_to_json(c, tx.account) for c in tx.costs]
-    return out
-
-
-def complete_to_json(tx: Transaction, fact: FactRecord | None) -> dict[str, Any]:
-    """``CompleteTransactionResult``: ``{"transaction": {...}, "factId": ...}``."""
-    out: dict[str, Any] = {"transaction": transaction_to_json(tx)}
-    if fact is not None:
-        out["factId"] = fact.id
-    return out
-
-
-def facts_to_json(fact: FactRecord) -> dict[str, Any]:
-    """The answer to ``POST .../facts``: ``{"success": true, "factId": "fact_..."}``."""
-    return {"success": True, "factId": fact.id}
-
-
-def transaction_list_to_json(txs: list[Transaction], total: int, limit: int, offset: int) -> dict[str, Any]:
-    """The answer to ``GET /v1/transactions``: a page plus paging facts."""
-    return {
-        "transactions": [transaction_to_json(t) for t in txs],
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-    }

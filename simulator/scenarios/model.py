@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from qstash_sim.sapiom.x402 import X402Variant
-
 __all__ = [
     "Action",
     "ConnectionFault",
@@ -33,8 +31,13 @@ __all__ = [
 ]
 
 
-# The x402 shape of a 402: v1 | v2 | v2-header | wrapped (sapiom-contract.md §4); one enum for the whole simulator.
-Variant = X402Variant
+class Variant(enum.Enum):
+    """The shape of an injected 402 (sapiom-contract.md §4); the payment feature that builds it knows them."""
+
+    V1 = "v1"  # x402 v1 body
+    V2 = "v2"  # x402 v2 body
+    V2_HEADER = "v2-header"  # body {} + PAYMENT-REQUIRED header
+    WRAPPED = "wrapped"  # Sapiom's wrapped body
 
 
 class StepKind(enum.Enum):

@@ -17,20 +17,18 @@ How the layers call it::
 from __future__ import annotations
 
 import dataclasses
-import enum
 import random
-import sys
 from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qstash_sim.base.resources import scenario_library
+from qstash_sim.core.feature import ChallengeProvider, ChallengeRequest, Fired, FiredKind, InboundContext
 from qstash_sim.errors import ConfigError
-from qstash_sim.sapiom.prices import describe
-from qstash_sim.scenarios.answers import DEFAULT_DAILY_LIMIT, RateLimiter, build_402, price_units, rate_limited_answer
-from qstash_sim.scenarios.loader import ScenarioError, load_scenario
+from qstash_sim.scenarios.limiter import DEFAULT_DAILY_LIMIT, RateLimiter, rate_limited_answer
+from qstash_sim.scenarios.loader import load_scenario
 from qstash_sim.scenarios.model import (
     ConnectionFault,
     Match,
@@ -57,9 +55,6 @@ __all__ = [
     "InboundContext",
     "RateLimiter",
     "ScenarioSet",
-    "build_402",
-    "check_files",
-    "check_main",
     "resolve",
     "shipped_scenarios",
 ]
@@ -73,59 +68,6 @@ _REASONS = {400: "bad request", 401: "unauthorized", 402: "payment required", 40
 
 
 # ---------------------------------------------------------------------------------------------- inputs/outputs
-
-
-@dataclass(frozen=True, slots=True)
-class InboundContext:
-    """An inbound API call as the matcher sees it. Header names are matched case-insensitively.
-
-    ``operation`` is the operationId of openapi.yaml; ``url`` (scheme://host/path?query) is used as the x402
-    ``resource``, falling back to ``path``.
-    """
-
-    operation: str
-    method: str
-    path: str
-    account: str
-    queue: str | None = None
-    destination: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    url: str | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "headers", {k.lower(): v for k, v in self.headers.items()})
-
-    def header(self, name: str) -> str | None:
-        """A header's value, any case: ``ctx.header("X-Payment")``."""
-        return self.headers.get(name.lower())
-
-
-class FiredKind(enum.Enum):
-    """What the HTTP layer does with a :class:`Fired`."""
-
-    RESPOND = "respond"  # send status/headers/body instead of running the operation
-    PASS = "pass"  # run the operation as usual; add headers; answer after latency_ms
-    DROP = "drop"  # do not run it; close the connection without answering
-    RESET = "reset"  # do not run it; reset the connection (TCP RST)
-    MALFORMED = "malformed"  # run it, then send its status with the JSON body cut short (invalid JSON)
-
-
-@dataclass(frozen=True, slots=True)
-class Fired:
-    """The outcome of :meth:`ScenarioSet.match_inbound`, fully materialized.
-
-    ``rule`` is what the journal records (``"readme-example/pay-first"``, ``"x/rate_limits"``,
-    ``"x/timeline[0]"``); it is ``None`` only for a PASS that merely carries the limiter's headers.
-    ``body`` is JSON-able (``None`` for every kind but RESPOND). ``latency_ms`` is real time to wait before
-    answering (bounded by ``MAX_INBOUND_LATENCY_MS``).
-    """
-
-    rule: str | None
-    kind: FiredKind
-    status: int | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: Any = None
-    latency_ms: int = 0
 
 
 # ---------------------------------------------------------------------------------------------- the set
@@ -222,6 +164,8 @@ class ScenarioSet:
     ) -> None:
         self.operations = operations
         self.allowed_statuses = allowed_statuses
+        # Who builds the 402 of a payment_required action (the payment feature); None: a plain 402 body.
+        self.challenges: ChallengeProvider | None = None
         self._loaded: dict[str, _Loaded] = {}
 
     # -- managing
@@ -322,15 +266,24 @@ class ScenarioSet:
         name = f"{scenario.name}/{rule.name}"
         action = rule.action
         if isinstance(action, PaymentRequired):
-            headers, body = build_402(
-                action.variant or scenario.payment.variant,
+            pay = scenario.payment
+            request = ChallengeRequest(
+                operation=ctx.operation,
                 resource_url=ctx.url or ctx.path,
-                amount=action.amount if action.amount is not None else price_units(ctx.operation),
-                payment=scenario.payment,
-                description=action.description or scenario.payment.description or describe(ctx.operation),
+                variant=(action.variant or pay.variant).value,
+                amount=action.amount,
+                network=pay.network,
+                pay_to=pay.pay_to,
+                asset=pay.asset,
+                max_timeout_seconds=pay.max_timeout_seconds,
+                description=action.description or pay.description,
                 error=action.error,
                 transaction_id=ctx.header("X-Sapiom-Transaction-Id"),
             )
+            if self.challenges is None:
+                body = {"error": action.error or f"payment required (scenario rule {name})"}
+                return Fired(name, FiredKind.RESPOND, 402, {}, body, rule.latency_ms)
+            headers, body = self.challenges.challenge(request)
             return Fired(name, FiredKind.RESPOND, 402, headers, body, rule.latency_ms)
         if isinstance(action, RateLimited):
             headers, body = rate_limited_answer(action, now_ms)
@@ -499,37 +452,3 @@ def resolve(name_or_path: str | Path) -> Path:
     close = difflib.get_close_matches(key, shipped, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f"; shipped scenarios: {', '.join(shipped)}"
     raise ConfigError(f"{name_or_path}: no such scenario file or shipped scenario{hint}")
-
-
-def check_files(
-    paths: Collection[str | Path],
-    *,
-    operations: Collection[str] | None = None,
-    allowed_statuses: Mapping[str, Collection[int]] | None = None,
-) -> list[str]:
-    """Validate files without serving; the error lines of all of them (empty: all good)."""
-    errors: list[str] = []
-    for p in paths:
-        try:
-            load_scenario(resolve(p), operations=operations, allowed_statuses=allowed_statuses)
-        except ScenarioError as exc:
-            errors.extend(exc.errors)
-        except ConfigError as exc:
-            errors.append(str(exc))
-    return errors
-
-
-def check_main(
-    argv: list[str],
-    *,
-    operations: Collection[str] | None = None,
-    allowed_statuses: Mapping[str, Collection[int]] | None = None,
-) -> int:
-    """``qstash-sim check FILE...``: print each problem to stderr; exit status 0 when every file is valid."""
-    errors = check_files(argv, operations=operations, allowed_statuses=allowed_statuses)
-    for line in errors:
-        print(line, file=sys.stderr)
-    if not errors:
-        for p in argv:
-            print(f"ok: {p}")
-    return 1 if errors or not argv else 0

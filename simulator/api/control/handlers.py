@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from qstash_sim import __version__
 from qstash_sim.api import wire as serialize
-from qstash_sim.base.clock import VirtualClock
+from qstash_sim.base.clock import VirtualClock, format_ms
 from qstash_sim.engine.engine import AdvanceLimitError
-from qstash_sim.engine.signing import rotate
 from qstash_sim.errors import BadRequest
-from qstash_sim.http.dispatch import Ctx, Reply, handles
+from qstash_sim.http.surface import Ctx, Reply
 
 
 def _clock(ctx: Ctx) -> dict[str, Any]:
     now = ctx.sim.clock.now_ms()
-    iso = dt.datetime.fromtimestamp(now / 1000, tz=dt.timezone.utc).isoformat(timespec="milliseconds")
     return {
         "now": now,
-        "iso": iso.replace("+00:00", "Z"),
+        "iso": format_ms(now),
         "virtual": ctx.sim.clock.is_virtual,
         "pendingEvents": ctx.sim.engine.pending_events,
     }
@@ -29,7 +26,6 @@ def _account(ctx: Ctx) -> str:
     return ctx.query.get("account") or "default"
 
 
-@handles("simHealth")
 async def health(ctx: Ctx) -> Reply:
     """GET /_sim/health"""
     return Reply(
@@ -37,7 +33,6 @@ async def health(ctx: Ctx) -> Reply:
     )
 
 
-@handles("simReset")
 async def reset(ctx: Ctx) -> Reply:
     """POST /_sim/reset {"seed"?: int, "now"?: ms}"""
     body = ctx.json or {}
@@ -47,7 +42,6 @@ async def reset(ctx: Ctx) -> Reply:
     return Reply({"ok": True, "seed": ctx.sim.seed})
 
 
-@handles("simState")
 async def state(ctx: Ctx) -> Reply:
     """GET /_sim/state[?account=]"""
     wanted = ctx.query.get("account")
@@ -65,18 +59,16 @@ async def state(ctx: Ctx) -> Reply:
     return Reply({"accounts": out})
 
 
-@handles("simLedger")
 async def ledger(ctx: Ctx) -> Reply:
     """GET /_sim/ledger[?account=&agent=]"""
     return Reply(serialize.ledger(ctx.sim.world.ledger, account=ctx.query.get("account"), agent=ctx.query.get("agent")))
 
 
-@handles("simJournal")
 async def journal(ctx: Ctx) -> Reply:
     """GET /_sim/journal[?kind=&since=&account=]"""
     kind = ctx.query.get("kind")
     account = ctx.query.get("account")
-    since = int(ctx.query.get("since", "0"))
+    since = ctx.query.get("since", 0)
     entries = [
         serialize.journal_entry(e)
         for e in ctx.sim.world.journal
@@ -86,7 +78,6 @@ async def journal(ctx: Ctx) -> Reply:
     return Reply({"entries": entries})
 
 
-@handles("simDeliveries")
 async def deliveries(ctx: Ctx) -> Reply:
     """GET /_sim/deliveries[?account=&url=]"""
     account = ctx.query.get("account")
@@ -102,13 +93,11 @@ async def deliveries(ctx: Ctx) -> Reply:
     )
 
 
-@handles("simClock")
 async def clock(ctx: Ctx) -> Reply:
     """GET /_sim/clock"""
     return Reply(_clock(ctx))
 
 
-@handles("simClockAdvance")
 async def clock_advance(ctx: Ctx) -> Reply:
     """POST /_sim/clock/advance {"by": "31h"}"""
     if not isinstance(ctx.sim.clock, VirtualClock):
@@ -123,7 +112,6 @@ async def clock_advance(ctx: Ctx) -> Reply:
     return Reply(_clock(ctx))
 
 
-@handles("simSettle")
 async def settle(ctx: Ctx) -> Reply:
     """POST /_sim/settle"""
     await ctx.sim.settle()
@@ -135,16 +123,13 @@ def _keys(ctx: Ctx, name: str) -> Reply:
     return Reply({"account": name, "current": keys.current, "next": keys.next})
 
 
-@handles("simSigningKeys")
 async def signing_keys(ctx: Ctx) -> Reply:
     """GET /_sim/signing-keys[?account=]"""
     return _keys(ctx, _account(ctx))
 
 
-@handles("simRotateSigningKeys")
 async def rotate_signing_keys(ctx: Ctx) -> Reply:
     """POST /_sim/signing-keys/rotate[?account=]"""
     name = _account(ctx)
-    acc = ctx.sim.account(name)
-    acc.signing_keys = rotate(acc.signing_keys, ctx.sim.world.ids.new("sig", 28))
+    ctx.sim.rotate_signing_keys(name)
     return _keys(ctx, name)

@@ -1,10 +1,13 @@
-"""Handlers of the Sapiom messaging gateway (``/v1/qstash/...``): thin, one core call each."""
+"""Handlers of the Sapiom messaging gateway (``/v1/qstash/...``): each turns the request into a command
+at the edge (:mod:`qstash_sim.http.headers`: Sapiom's gateway drops callbacks and flow control) and calls
+one core method."""
 
 from __future__ import annotations
 
-from qstash_sim.api import wire as serialize
-from qstash_sim.core.service import PublishResult
-from qstash_sim.http.dispatch import Ctx, Reply, handles
+from qstash_sim.api import wire
+from qstash_sim.domain.commands import PublishResult
+from qstash_sim.http.headers import batch_commands, check_name, publish_command, schedule_command
+from qstash_sim.http.surface import Ctx, Reply
 
 
 def _publish_reply(results: list[PublishResult], *, many: bool) -> Reply:
@@ -18,91 +21,80 @@ def _publish_reply(results: list[PublishResult], *, many: bool) -> Reply:
     return Reply(bodies if many else bodies[0], message_ids=ids, quantity=len(results))
 
 
-@handles("publishMessage")
 async def publish(ctx: Ctx) -> Reply:
     """POST /v1/qstash/publish/{destination}"""
-    r = ctx.sim.publish(ctx.caller, ctx.params["destination"], ctx.body, ctx.headers)
-    return _publish_reply([r], many=False)
+    cmd = publish_command(ctx.params["destination"], ctx.headers, ctx.body)
+    return _publish_reply([ctx.sim.publish(ctx.caller, cmd)], many=False)
 
 
-@handles("enqueueMessage")
 async def enqueue(ctx: Ctx) -> Reply:
     """POST /v1/qstash/enqueue/{queueName}/{destination}"""
-    r = ctx.sim.publish(
-        ctx.caller, ctx.params["destination"], ctx.body, ctx.headers, queue=ctx.params["queueName"]
-    )
-    return _publish_reply([r], many=False)
+    cmd = publish_command(ctx.params["destination"], ctx.headers, ctx.body, queue=ctx.params["queueName"])
+    return _publish_reply([ctx.sim.publish(ctx.caller, cmd)], many=False)
 
 
-@handles("batchMessages")
 async def batch(ctx: Ctx) -> Reply:
     """POST /v1/qstash/batch"""
-    return _publish_reply(ctx.sim.batch(ctx.caller, ctx.json), many=True)
+    return _publish_reply(ctx.sim.batch(ctx.caller, batch_commands(ctx.json)), many=True)
 
 
-@handles("getMessage")
 async def get_message(ctx: Ctx) -> Reply:
     """GET /v1/qstash/messages/{messageId}"""
-    return Reply(serialize.message(ctx.sim.get_message(ctx.caller, ctx.params["messageId"])))
+    return Reply(wire.message(ctx.sim.get_message(ctx.caller, ctx.params["messageId"])))
 
 
-@handles("cancelMessage")
 async def cancel_message(ctx: Ctx) -> Reply:
     """DELETE /v1/qstash/messages/{messageId}"""
     return Reply({"cancelled": ctx.sim.cancel_message(ctx.caller, ctx.params["messageId"])}, status=202)
 
 
-@handles("listQueues")
 async def list_queues(ctx: Ctx) -> Reply:
     """GET /v1/qstash/queues"""
-    return Reply([serialize.queue(q) for q in ctx.sim.list_queues(ctx.caller)])
+    return Reply([wire.queue(q) for q in ctx.sim.list_queues(ctx.caller)])
 
 
-@handles("getQueue")
+def _queue_name(ctx: Ctx) -> str:
+    return check_name(ctx.params["queueName"], "path queueName")
+
+
 async def get_queue(ctx: Ctx) -> Reply:
-    """GET /v1/qstash/queues/{name}"""
-    return Reply(serialize.queue(ctx.sim.get_queue(ctx.caller, ctx.params["name"])))
+    """GET /v1/qstash/queues/{queueName}"""
+    return Reply(wire.queue(ctx.sim.get_queue(ctx.caller, _queue_name(ctx))))
 
 
-@handles("deleteQueue")
 async def delete_queue(ctx: Ctx) -> Reply:
-    """DELETE /v1/qstash/queues/{name}"""
-    name = ctx.params["name"]
-    return Reply({"deleted": name, "cancelled": ctx.sim.delete_queue(ctx.caller, name)})
+    """DELETE /v1/qstash/queues/{queueName}"""
+    name = _queue_name(ctx)
+    cancelled = ctx.sim.delete_queue(ctx.caller, name)
+    return Reply({"deleted": name, "cancelled": cancelled})
 
 
-@handles("pauseQueue")
 async def pause_queue(ctx: Ctx) -> Reply:
-    """POST /v1/qstash/queues/{name}/pause"""
-    return Reply(serialize.queue(ctx.sim.pause_queue(ctx.caller, ctx.params["name"])))
+    """POST /v1/qstash/queues/{queueName}/pause"""
+    return Reply(wire.queue(ctx.sim.pause_queue(ctx.caller, _queue_name(ctx))))
 
 
-@handles("resumeQueue")
 async def resume_queue(ctx: Ctx) -> Reply:
-    """POST /v1/qstash/queues/{name}/resume"""
-    return Reply(serialize.queue(ctx.sim.resume_queue(ctx.caller, ctx.params["name"])))
+    """POST /v1/qstash/queues/{queueName}/resume"""
+    return Reply(wire.queue(ctx.sim.resume_queue(ctx.caller, _queue_name(ctx))))
 
 
-@handles("createSchedule")
 async def create_schedule(ctx: Ctx) -> Reply:
     """POST /v1/qstash/schedules/{destination}"""
-    s = ctx.sim.create_schedule(ctx.caller, ctx.params["destination"], ctx.body, ctx.headers)
+    s = ctx.sim.create_schedule(ctx.caller, schedule_command(ctx.params["destination"], ctx.headers, ctx.body))
     return Reply({"scheduleId": s.schedule_id})
 
 
-@handles("listSchedules")
 async def list_schedules(ctx: Ctx) -> Reply:
     """GET /v1/qstash/schedules"""
-    return Reply([serialize.schedule(s) for s in ctx.sim.list_schedules(ctx.caller)])
+    return Reply([wire.schedule(s) for s in ctx.sim.list_schedules(ctx.caller)])
 
 
-@handles("getSchedule")
 async def get_schedule(ctx: Ctx) -> Reply:
     """GET /v1/qstash/schedules/{scheduleId}"""
-    return Reply(serialize.schedule(ctx.sim.get_schedule(ctx.caller, ctx.params["scheduleId"])))
+    return Reply(wire.schedule(ctx.sim.get_schedule(ctx.caller, ctx.params["scheduleId"])))
 
 
-@handles("deleteSchedule")
 async def delete_schedule(ctx: Ctx) -> Reply:
     """DELETE /v1/qstash/schedules/{scheduleId}"""
     sid = ctx.params["scheduleId"]
@@ -110,17 +102,11 @@ async def delete_schedule(ctx: Ctx) -> Reply:
     return Reply({"deleted": sid})
 
 
-@handles("pauseSchedule")
 async def pause_schedule(ctx: Ctx) -> Reply:
-    """PATCH /v1/qstash/schedules/{scheduleId}/pause"""
-    return Reply(serialize.schedule(ctx.sim.pause_schedule(ctx.caller, ctx.params["scheduleId"])))
+    """PATCH (or POST) /v1/qstash/schedules/{scheduleId}/pause"""
+    return Reply(wire.schedule(ctx.sim.pause_schedule(ctx.caller, ctx.params["scheduleId"])))
 
 
-@handles("resumeSchedule")
 async def resume_schedule(ctx: Ctx) -> Reply:
-    """PATCH /v1/qstash/schedules/{scheduleId}/resume"""
-    return Reply(serialize.schedule(ctx.sim.resume_schedule(ctx.caller, ctx.params["scheduleId"])))
-
-
-handles("pauseSchedulePost")(pause_schedule)
-handles("resumeSchedulePost")(resume_schedule)
+    """PATCH (or POST) /v1/qstash/schedules/{scheduleId}/resume"""
+    return Reply(wire.schedule(ctx.sim.resume_schedule(ctx.caller, ctx.params["scheduleId"])))

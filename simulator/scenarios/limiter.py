@@ -1,65 +1,21 @@
-"""What injected answers look like: x402 402s, QStash 429s, and the per-account rate limiter.
+"""What injected 429s look like, and the per-account rate limiter.
 
 Pure functions of their arguments and the virtual time passed in; :mod:`simulator.scenarios` decides when to
-use them. Rate-limit headers follow qstash-contract.md §6.3, 402 shapes sapiom-contract.md §4.
+use them. Rate-limit headers follow qstash-contract.md §6.3. (An injected 402 is built by the payment feature.)
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from typing import Any
 
-from qstash_sim.sapiom.prices import price_base_units
-from qstash_sim.sapiom.x402 import PaymentTerms, build_challenge
-from qstash_sim.scenarios.model import PaymentDefaults, RateLimited, RateLimits, Variant
+from qstash_sim.scenarios.model import RateLimited, RateLimits
 
-__all__ = ["DAY_MS", "DEFAULT_BURST_LIMIT", "DEFAULT_DAILY_LIMIT", "RateLimiter", "build_402", "price_units"]
+__all__ = ["DAY_MS", "DEFAULT_BURST_LIMIT", "DEFAULT_DAILY_LIMIT", "RateLimiter", "rate_limited_answer"]
 
 DAY_MS = 86_400_000
 DEFAULT_DAILY_LIMIT = 1000  # reported by daily 429s when the scenario sets no per_day
 DEFAULT_BURST_LIMIT = 100
-_CAIP2 = {"base-sepolia": "eip155:84532", "base": "eip155:8453"}  # v1 network name -> v2 CAIP-2 id
-
-
-def price_units(operation: str) -> int:
-    """What a 402 asks for, in USDC base units, as the pay-gate quotes it: ``"publishMessage"`` -> ``10``,
-    ``"listQueues"`` -> ``1000``; a free or unknown operation -> ``1`` (an injected 402 is always payable)."""
-    try:
-        return max(price_base_units(operation), 1)
-    except KeyError:
-        return 1
-
-
-def build_402(
-    variant: Variant,
-    *,
-    resource_url: str,
-    amount: int,
-    payment: PaymentDefaults,
-    description: str,
-    error: str | None = None,
-    transaction_id: str | None = None,
-) -> tuple[dict[str, str], Any]:
-    """(headers, JSON body) of a 402 the unmodified ``@sapiom/fetch`` pays (sapiom-contract.md §4).
-
-    ``build_402(Variant.V1, resource_url="http://h/v1/qstash/publish/http://d/x", amount=10, ...)`` ->
-    ``({}, {"x402Version": 1, "error": "X-PAYMENT header is required", "accepts": [{"scheme": "exact", ...}]})``.
-    Built by :func:`simulator.x402.build_challenge`, so with default ``payment`` terms an injected 402 asks
-    for exactly what the pay-gate verifies on the paid retry.
-    """
-    v1_network = next((k for k, v in _CAIP2.items() if v == payment.network), payment.network)
-    terms = PaymentTerms(
-        pay_to=payment.pay_to,
-        v1_network=v1_network,
-        v2_network=_CAIP2.get(v1_network, payment.network),
-        asset=payment.asset,
-        max_timeout_seconds=payment.max_timeout_seconds,
-    )
-    challenge = build_challenge(
-        variant, amount, resource_url, description, terms, transaction_id=transaction_id, error=error
-    )
-    return dict(challenge.headers), challenge.body
 
 
 def _seconds(ms: int) -> int:

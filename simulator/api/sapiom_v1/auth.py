@@ -1,0 +1,30 @@
+"""Who is calling the Sapiom surface: ``x-api-key`` (what ``@sapiom/fetch`` sends), else
+``Authorization: Bearer``, else the shared ``default`` account. The key *is* the account name.
+
+The gateway's caller may then be refined from ``X-Sapiom-Transaction-Id`` (:mod:`.paywall`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from qstash_sim.domain.commands import DEFAULT_ACCOUNT, Caller
+from qstash_sim.http.surface import InboundRequest
+
+__all__ = ["api_key", "authenticate"]
+
+
+def api_key(headers: Mapping[str, str]) -> str:
+    """The key of a request: ``x-api-key``, else ``Authorization: Bearer <key>``; ``""`` if neither."""
+    key = (headers.get("x-api-key") or "").strip()
+    if key:
+        return key
+    auth = str(headers.get("Authorization", ""))
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return ""
+
+
+def authenticate(request: InboundRequest) -> Caller:
+    """The caller's account from its key (``default`` without one)."""
+    return Caller(account=api_key(request.headers) or DEFAULT_ACCOUNT, caller_ip=request.remote or "127.0.0.1")

@@ -1,0 +1,69 @@
+"""The public facade: :class:`Simulator` is the core with the features qstash-sim ships attached.
+
+* ``sim.scenarios`` -- fault scenarios (:class:`~qstash_sim.scenarios.feature.ScenariosFeature`);
+* ``sim.sapiom`` -- Sapiom's transactions, payment gate and prices (:class:`~qstash_sim.sapiom.feature.SapiomFeature`).
+
+Everything else (publish, queues, schedules, the clock) is :class:`~qstash_sim.core.service.SimulatorCore`.
+
+>>> from qstash_sim import Caller, Simulator
+>>> sim = Simulator(seed=7)
+>>> sim.load_scenario("flaky-destination").name
+'flaky-destination'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from qstash_sim.base.clock import Clock
+from qstash_sim.contract.router import packaged_fault_statuses
+from qstash_sim.core.service import SimulatorCore
+from qstash_sim.engine.engine import SignClock
+from qstash_sim.engine.transport import Transport
+from qstash_sim.sapiom.feature import SapiomFeature
+from qstash_sim.scenarios.feature import ScenariosFeature
+from qstash_sim.scenarios.model import Scenario
+
+__all__ = ["Simulator"]
+
+
+class Simulator(SimulatorCore):
+    """A complete, isolated simulator: state, engine, ledger, journal, fault scenarios and Sapiom payments.
+
+    ``seed`` fixes every id, signature jti and fault draw; ``clock`` is ``"virtual"`` (moves only when told)
+    or ``"real"``; ``deliver_to`` lists ``fnmatch`` patterns of hosts delivered over real sockets besides
+    loopback; ``sign_clock`` is the time signatures carry (``"process"``: the process clock for real-socket
+    deliveries, so a receiver in the same process accepts them; ``"virtual"``; or a ``Clock``).
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        clock: Clock | str = "virtual",
+        deliver_to: Iterable[str] = (),
+        strict: bool = False,
+        transport: Transport | None = None,
+        real_timeout_cap_ms: int = 30_000,
+        sign_clock: SignClock = "process",
+    ) -> None:
+        super().__init__(seed=seed, clock=clock, deliver_to=deliver_to, strict=strict, transport=transport,
+                         real_timeout_cap_ms=real_timeout_cap_ms, sign_clock=sign_clock)
+        self.scenarios = self.add_feature(ScenariosFeature(contract=packaged_fault_statuses))
+        self.sapiom = self.add_feature(SapiomFeature())
+
+    def load_scenario(
+        self, source: str | Path | Mapping[str, Any], *, name: str | None = None, keep: bool = False
+    ) -> Scenario:
+        """Load a fault scenario now: a shipped name (``"flaky-destination"``), a path, YAML text or a dict.
+
+        Raises :class:`~qstash_sim.scenarios.loader.ScenarioError` (``file:line: key.path: problem`` lines).
+        ``reset()`` unloads it unless ``keep=True`` (then it is loaded again, counters at zero).
+        """
+        return self.scenarios.load(source, name=name, keep=keep)
+
+    def clear_scenarios(self) -> None:
+        """Unload every fault scenario."""
+        self.scenarios.clear()
