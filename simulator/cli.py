@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from qstash_sim import __version__
 
@@ -74,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"qstash-sim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_serve(sub)
+    _add_check(sub)
+    return parser
+
+
+def _add_serve(sub: Any) -> None:
     serve = sub.add_parser(
         "serve",
         help="run the simulator's HTTP server",
@@ -151,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log verbosity (default: info)"
     )
+
+
+def _add_check(sub: Any) -> None:
     check = sub.add_parser(
         "check",
         help="validate fault scenario files without serving",
@@ -158,11 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Prints file:line: key.path: problem per mistake; exit status 0 when every file is valid, 1 otherwise.",
     )
     check.add_argument("files", nargs="+", metavar="FILE", help="scenario YAML/JSON files or shipped scenario names")
-    return parser
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from qstash_sim.contract.router import packaged_fault_statuses
+    from qstash_sim.contract.load import packaged_fault_statuses
     from qstash_sim.http.aiohttp_app import build_app
     from qstash_sim.scenarios.check import read_scenarios
     from qstash_sim.server import start_site, tune_gc
@@ -220,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 0
     if args.command == "check":
-        from qstash_sim.contract.router import packaged_fault_statuses
+        from qstash_sim.contract.load import packaged_fault_statuses
         from qstash_sim.scenarios.check import check_main
 
         return check_main(args.files, packaged_fault_statuses())

@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from aiohttp import web
+
 from qstash_sim.http.aiohttp_app import APP_DISPATCHER, build_app
 from qstash_sim.http.dispatch import DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT
 from qstash_sim.http.protocol import DEFAULT_MAX_HEADER_SIZE, AppRunner

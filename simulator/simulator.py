@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from qstash_sim.base.clock import Clock
-from qstash_sim.contract.router import packaged_fault_statuses
+from qstash_sim.contract.load import packaged_fault_statuses
 from qstash_sim.core.service import SimulatorCore
 from qstash_sim.engine.engine import SignClock
 from qstash_sim.engine.transport import Transport

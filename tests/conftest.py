@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
+from pathlib import Path
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
 from qstash_sim.contract.router import Contract
 from qstash_sim.server import ServerThread
 from qstash_sim.simulator import Simulator
 
 _CONTRACT: Contract | None = None
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def contract() -> Contract:
@@ -204,3 +209,15 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel of this checkout, built once per test process (``pip wheel --no-deps``)."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )
+    (wheel,) = out.glob("qstash_sim-*.whl")
+    return wheel

@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
+
 from qstash_sim.errors import BadRequest, ContractError
 
 __all__ = [

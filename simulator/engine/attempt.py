@@ -20,11 +20,10 @@ from qstash_sim.engine.retry import RetryDelay, compile_retry_delay, default_bac
 from qstash_sim.engine.signing import sign
 from qstash_sim.engine.transport import OutboundRequest, Outcome
 
-__all__ = ["DEFAULT_TIMEOUT_MS", "AttemptRules", "Prepared", "Verdict"]
+__all__ = ["AttemptRules", "Prepared", "Verdict"]
 
 log = logging.getLogger("qstash_sim.engine")
 
-DEFAULT_TIMEOUT_MS = 2 * 3600 * 1000  # a message without a timeout gets the PAYG plan maximum (2 h)
 
 
 class Verdict(enum.Enum):
@@ -82,8 +81,7 @@ class AttemptRules:
             retried=msg.retried,
             virtual=True,
         )
-        timeout = msg.timeout_ms if msg.timeout_ms > 0 else DEFAULT_TIMEOUT_MS
-        return Prepared(msg, request, timeout, delivery)
+        return Prepared(msg, request, msg.timeout_ms, delivery)
 
     def headers(self, msg: Message, sign_now: int) -> dict[str, str]:
         """Forwarded headers, then ours (which win over a forwarded header of the same name, any case)."""

@@ -1,13 +1,25 @@
-"""Checking cron expressions the way QStash reads them: 5 fields, UTC, optional ``CRON_TZ=Zone`` prefix."""
+"""The one place cron expressions are read: 5 fields, UTC unless a ``CRON_TZ=Zone`` prefix says otherwise.
+
+:func:`check_cron` validates (what a schedule creation answers 400 to), :func:`cron_iter` and
+:func:`next_cron_ms` compute fires (the engine). Both split the prefix the same way, with
+:func:`split_cron`.
+"""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from croniter.croniter import CroniterBadDateError
 
 from qstash_sim.errors import BadRequest
 
-_TZ_RE = re.compile(r"^\s*CRON_TZ=(\S+)\s+(.*)$")
+__all__ = ["check_cron", "cron_iter", "next_cron_ms", "split_cron"]
+
+_TZ_RE = re.compile(r"^\s*CRON_TZ=(\S+)\s+(.*)$", re.DOTALL)
+_UTC = ZoneInfo("UTC")
 
 
 def split_cron(cron: str) -> tuple[str, str]:
@@ -18,14 +30,38 @@ def split_cron(cron: str) -> tuple[str, str]:
     return "UTC", cron.strip()
 
 
-def check_cron(cron: str, where: str) -> tuple[str, str]:
-    """Validate a cron expression; raise ``BadRequest`` naming ``where`` and the problem."""
-    from croniter import croniter  # imported here: keeps croniter off the server's start-up path
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
 
+
+def cron_iter(cron: str, after_ms: int) -> croniter:
+    """An iterator of the fires of ``cron`` after ``after_ms`` (``ValueError`` for an unknown zone)."""
+    zone, expr = split_cron(cron)
+    tz = _UTC if zone == "UTC" else _zone(zone)
+    return croniter(expr, datetime.fromtimestamp(after_ms / 1000, tz=tz))
+
+
+def next_cron_ms(cron: str, after_ms: int) -> int:
+    """The first fire of ``cron`` strictly after ``after_ms``, honouring a ``CRON_TZ=Zone `` prefix.
+
+    ``next_cron_ms("*/5 * * * *", 1767225600000)`` -> ``1767225900000`` (00:05Z).
+    """
+    return round(float(cron_iter(cron, after_ms).get_next(float)) * 1000)
+
+
+def check_cron(cron: str, where: str, now_ms: int | None = None) -> tuple[str, str]:
+    """Validate a cron expression; raise ``BadRequest`` naming ``where`` and the problem.
+
+    ``check_cron("0 0 31 2 *", "header Upstash-Cron")`` raises: the expression is valid syntax but never
+    fires (there is no February 31st).
+    """
     zone, expr = split_cron(cron)
     try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
+        _zone(zone)
+    except ValueError:
         raise BadRequest(f"{where}: unknown time zone {zone!r} in CRON_TZ (expected an IANA name such as Europe/Berlin)") from None
     fields = expr.split()
     if len(fields) != 5:
@@ -34,4 +70,8 @@ def check_cron(cron: str, where: str) -> tuple[str, str]:
         )
     if not croniter.is_valid(expr):
         raise BadRequest(f"{where}: invalid cron expression {expr!r}")
+    try:
+        next_cron_ms(cron, 0 if now_ms is None else now_ms)
+    except (CroniterBadDateError, ValueError, OverflowError):
+        raise BadRequest(f"{where}: cron expression {expr!r} never fires (no such date)") from None
     return zone, expr

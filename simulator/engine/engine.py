@@ -25,11 +25,11 @@ import logging
 import time
 from collections.abc import Callable, MutableSequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
+
 from qstash_sim.base.clock import Clock, VirtualClock
 from qstash_sim.base.durations import to_ms
 from qstash_sim.core.world import World
@@ -37,10 +37,11 @@ from qstash_sim.domain.account import Account
 from qstash_sim.domain.message import FINAL_STATES, EventState, HistoryEvent, Message, MessageState
 from qstash_sim.domain.queue import Queue
 from qstash_sim.domain.schedule import Schedule
-from qstash_sim.engine.attempt import DEFAULT_TIMEOUT_MS, AttemptRules, Prepared, Verdict
+from qstash_sim.engine.attempt import AttemptRules, Prepared, Verdict
+from qstash_sim.engine.cron import cron_iter
 from qstash_sim.engine.transport import Outcome, Transport
 
-__all__ = ["DEFAULT_TIMEOUT_MS", "MAX_ADVANCE_EVENTS", "MAX_ADVANCE_MS", "AdvanceLimitError", "Engine", "next_cron_ms"]
+__all__ = ["MAX_ADVANCE_EVENTS", "MAX_ADVANCE_MS", "AdvanceLimitError", "Engine", "SignClock"]
 
 # The most one ``advance`` may do: a span of virtual time (checked before any work) and a number of events
 # (checked as they run). Without them ``advance("1000y")`` with a per-minute schedule fires ~5e8 times on
@@ -69,31 +70,6 @@ class _Event:
     outcome: Outcome | None = None  # for _COMPLETE: the answer that arrives later on the virtual clock
     call: Callable[[], None] | None = None  # for _CALL: what to run (see Engine.at)
     alive: Callable[[], bool] | None = None  # for _CALL: False once the caller no longer wants it run
-
-
-def _split_cron(cron: str) -> tuple[ZoneInfo | None, str]:
-    text = cron.strip()
-    if text.startswith("CRON_TZ="):
-        zone, _, rest = text[len("CRON_TZ="):].partition(" ")
-        try:
-            return ZoneInfo(zone), rest.strip()
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {zone!r} in cron {cron!r}") from exc
-    return None, text
-
-
-def _cron_iter(cron: str, after_ms: int) -> croniter:
-    tz, expr = _split_cron(cron)
-    base = datetime.fromtimestamp(after_ms / 1000, tz=tz or ZoneInfo("UTC"))
-    return croniter(expr, base)
-
-
-def next_cron_ms(cron: str, after_ms: int) -> int:
-    """The first fire of ``cron`` strictly after ``after_ms``, honouring a ``CRON_TZ=Zone `` prefix.
-
-    ``next_cron_ms("*/5 * * * *", 1767225600000)`` -> ``1767225900000`` (00:05Z).
-    """
-    return round(float(_cron_iter(cron, after_ms).get_next(float)) * 1000)
 
 
 class Engine:
@@ -239,7 +215,7 @@ class Engine:
         Bumps ``schedule.generation``. Raises ``ValueError`` for a bad cron expression or zone.
         """
         schedule.generation += 1
-        it = _cron_iter(schedule.cron, self.now)
+        it = cron_iter(schedule.cron, self.now)
         self._crons[(schedule.account, schedule.schedule_id)] = (schedule, schedule.generation, it)
         due = round(it.get_next(float) * 1000)
         schedule.next_schedule_time = due
@@ -590,7 +566,7 @@ class Engine:
         key = (sch.account, sch.schedule_id)
         cached = self._crons.get(key)
         if cached is None or cached[0] is not sch or cached[1] != sch.generation:
-            cached = (sch, sch.generation, _cron_iter(sch.cron, fire_ms))
+            cached = (sch, sch.generation, cron_iter(sch.cron, fire_ms))
             self._crons[key] = cached
         it = cached[2]
         due = round(it.get_next(float) * 1000)

@@ -27,6 +27,7 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import aiohttp
+
 from qstash_sim.base.clock import real_monotonic_ms
 
 __all__ = [

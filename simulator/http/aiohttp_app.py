@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
-from qstash_sim.contract.router import load_spec
+
+from qstash_sim.contract.load import load_spec
 from qstash_sim.core.feature import FiredKind
 from qstash_sim.errors import PayloadTooLarge
 from qstash_sim.http.dispatch import (

@@ -25,7 +25,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from qstash_sim.contract.router import Contract, Operation
+from qstash_sim.contract.operation import Operation
+from qstash_sim.contract.router import Contract
 from qstash_sim.core.journal import JournalEntry
 from qstash_sim.domain.commands import Caller
 from qstash_sim.errors import ContractError

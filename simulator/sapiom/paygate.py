@@ -134,7 +134,21 @@ def verify_payment(
     ``PaymentRequired`` with the challenge when no payment header is present, ``BadRequest`` when the
     header is not base64 JSON of an object, and :class:`PaymentRejected` (402, ``error`` = reason)
     for every other failed check. A failure changes nothing.
+
+    The checks, in order: the header (:func:`_decode`), the requirement it answers
+    (:meth:`_Check.requirement`), the authorization's recipient, amount, window and signature
+    (:meth:`_Check.authorization`), then the transaction and its nonce (:meth:`_Check.reserve`).
     """
+    name, decoded, preferred = _decode(headers, challenge)
+    check = _Check(name, decoded, challenge)
+    check.version(preferred, strict_headers)
+    req, network = check.requirement()
+    price = check.authorization(req, network, now_ms, secret)
+    return check.reserve(headers, tx_lookup, network, price)
+
+
+def _decode(headers: Mapping[str, str], challenge: Challenge) -> tuple[str, dict[str, Any], str]:
+    """(header name, decoded payload, the header this version belongs in); 402 without one, 400 if garbled."""
     present = {n: v for n in (V1_PAYMENT_HEADER, V2_PAYMENT_HEADER) if (v := _header(headers, n)) is not None}
     if not present:
         raise PaymentRequired(str(challenge.x402["error"]), headers=challenge.headers, body=challenge.body)
@@ -146,97 +160,120 @@ def verify_payment(
         raise BadRequest(f"{name} header: {exc}; expected base64 of the x402 PaymentPayload JSON object") from None
     if not isinstance(decoded, dict):
         raise BadRequest(f"{name} header must decode to a JSON object (x402 PaymentPayload), got {json.dumps(decoded)}")
+    return name, decoded, preferred
 
-    def reject(reason: str, message: str) -> PaymentRejected:
-        auth_from = auth.get("from") if isinstance(auth, dict) else None
-        return PaymentRejected(reason, f"{name}: {message}", challenge, payer=str(auth_from or ""))
 
-    auth: Any = None
-    version = decoded.get("x402Version")
-    if not isinstance(version, int) or isinstance(version, bool) or version != challenge.version:
-        raise reject("invalid_x402_version", f"/x402Version must be {challenge.version}, got {json.dumps(version)}")
-    if strict_headers and name != preferred:
-        raise reject("invalid_x402_version", f"an x402 v{version} payment must be sent in {preferred}")
-    inner = decoded.get("payload")
-    auth = inner.get("authorization") if isinstance(inner, dict) else None
-    if not isinstance(auth, dict):
-        raise reject("invalid_payload", "/payload/authorization is missing: expected an object")
+class _Check:
+    """One payment payload checked step by step; each failed step raises :class:`PaymentRejected`."""
 
-    if version == 1:
-        scheme, network = decoded.get("scheme"), decoded.get("network")
-        candidates = [r for r in challenge.accepts if r.get("scheme") == scheme]
-        if not candidates:
-            offered = sorted({str(r.get("scheme")) for r in challenge.accepts})
-            raise reject("invalid_scheme", f"/scheme must be one of {offered}, got {json.dumps(scheme)}")
-        req = next((r for r in candidates if r.get("network") == network), None)
-        if req is None:
-            offered = sorted({str(r.get("network")) for r in candidates})
-            raise reject("invalid_network", f"/network must be one of {offered}, got {json.dumps(network)}")
-    else:
+    def __init__(self, name: str, decoded: dict[str, Any], challenge: Challenge) -> None:
+        self.name, self.decoded, self.challenge = name, decoded, challenge
+        self.auth: Any = None
+        self.inner: Any = None
+
+    def reject(self, reason: str, message: str) -> PaymentRejected:
+        auth_from = self.auth.get("from") if isinstance(self.auth, dict) else None
+        return PaymentRejected(reason, f"{self.name}: {message}", self.challenge, payer=str(auth_from or ""))
+
+    def version(self, preferred: str, strict_headers: bool) -> None:
+        """The payload's x402 version (and, strictly, its header) match the challenge; it has an authorization."""
+        version, expected = self.decoded.get("x402Version"), self.challenge.version
+        if not isinstance(version, int) or isinstance(version, bool) or version != expected:
+            raise self.reject("invalid_x402_version", f"/x402Version must be {expected}, got {json.dumps(version)}")
+        if strict_headers and self.name != preferred:
+            raise self.reject("invalid_x402_version", f"an x402 v{version} payment must be sent in {preferred}")
+        self.inner = self.decoded.get("payload")
+        self.auth = self.inner.get("authorization") if isinstance(self.inner, dict) else None
+        if not isinstance(self.auth, dict):
+            raise self.reject("invalid_payload", "/payload/authorization is missing: expected an object")
+
+    def requirement(self) -> tuple[dict[str, Any], str]:
+        """The requirement of the challenge this payment answers, and its network."""
+        decoded, challenge = self.decoded, self.challenge
+        if challenge.version == 1:
+            scheme, network = decoded.get("scheme"), decoded.get("network")
+            candidates = [r for r in challenge.accepts if r.get("scheme") == scheme]
+            if not candidates:
+                offered = sorted({str(r.get("scheme")) for r in challenge.accepts})
+                raise self.reject("invalid_scheme", f"/scheme must be one of {offered}, got {json.dumps(scheme)}")
+            req = next((r for r in candidates if r.get("network") == network), None)
+            if req is None:
+                offered = sorted({str(r.get("network")) for r in candidates})
+                raise self.reject("invalid_network", f"/network must be one of {offered}, got {json.dumps(network)}")
+            return req, str(network)
         accepted = decoded.get("accepted")
         req = next((r for r in challenge.accepts if r == accepted), None)
         if req is None:
-            raise reject("invalid_payment_requirements", "/accepted does not equal any requirement in accepts")
+            raise self.reject("invalid_payment_requirements", "/accepted does not equal any requirement in accepts")
         resource = decoded.get("resource")
         url = resource.get("url") if isinstance(resource, dict) else None
         if url != challenge.resource_url:
-            raise reject(
+            raise self.reject(
                 "invalid_payment_requirements",
                 f"/resource/url must be {json.dumps(challenge.resource_url)}, got {json.dumps(url)}",
             )
-        network = req.get("network")
+        return req, str(req.get("network"))
 
-    if auth.get("to") != req.get("payTo"):
-        raise reject(
-            "invalid_exact_evm_payload_recipient_mismatch",
-            f"/payload/authorization/to must be {json.dumps(req.get('payTo'))}, got {json.dumps(auth.get('to'))}",
-        )
-    value, price = _digits(auth.get("value")), requirement_amount(req)
-    if value is None or value < price:
-        raise reject(
-            "invalid_exact_evm_payload_authorization_value",
-            f"/payload/authorization/value must be at least {price}, got {json.dumps(auth.get('value'))}",
-        )
-    after, before, now_s = _digits(auth.get("validAfter")), _digits(auth.get("validBefore")), now_ms // 1000
-    if after is None or after > now_s:
-        raise reject(
-            "invalid_exact_evm_payload_authorization_valid_after",
-            f"/payload/authorization/validAfter must be <= now ({now_s}), got {json.dumps(auth.get('validAfter'))}",
-        )
-    if before is None or now_s >= before:
-        raise reject(
-            "invalid_exact_evm_payload_authorization_valid_before",
-            f"/payload/authorization/validBefore must be > now ({now_s}): the payment expired, "
-            f"got {json.dumps(auth.get('validBefore'))}",
-        )
-    expected_sig = sign_authorization(secret, version, str(network), auth)
-    signature = inner.get("signature") if isinstance(inner, dict) else None
-    if not isinstance(signature, str) or not hmac.compare_digest(signature, expected_sig):
-        raise reject("invalid_exact_evm_payload_signature", "/payload/signature does not match the authorization")
+    def authorization(self, req: dict[str, Any], network: str, now_ms: int, secret: str) -> int:
+        """Recipient, amount, validity window and signature of the authorization; returns the price."""
+        auth = self.auth
+        if auth.get("to") != req.get("payTo"):
+            raise self.reject(
+                "invalid_exact_evm_payload_recipient_mismatch",
+                f"/payload/authorization/to must be {json.dumps(req.get('payTo'))}, got {json.dumps(auth.get('to'))}",
+            )
+        value, price = _digits(auth.get("value")), requirement_amount(req)
+        if value is None or value < price:
+            raise self.reject(
+                "invalid_exact_evm_payload_authorization_value",
+                f"/payload/authorization/value must be at least {price}, got {json.dumps(auth.get('value'))}",
+            )
+        after, before, now_s = _digits(auth.get("validAfter")), _digits(auth.get("validBefore")), now_ms // 1000
+        if after is None or after > now_s:
+            raise self.reject(
+                "invalid_exact_evm_payload_authorization_valid_after",
+                f"/payload/authorization/validAfter must be <= now ({now_s}), got {json.dumps(auth.get('validAfter'))}",
+            )
+        if before is None or now_s >= before:
+            raise self.reject(
+                "invalid_exact_evm_payload_authorization_valid_before",
+                f"/payload/authorization/validBefore must be > now ({now_s}): the payment expired, "
+                f"got {json.dumps(auth.get('validBefore'))}",
+            )
+        expected_sig = sign_authorization(secret, self.challenge.version, network, auth)
+        signature = self.inner.get("signature") if isinstance(self.inner, dict) else None
+        if not isinstance(signature, str) or not hmac.compare_digest(signature, expected_sig):
+            raise self.reject("invalid_exact_evm_payload_signature", "/payload/signature does not match the authorization")
+        return price
 
-    tx_id = _header(headers, TX_HEADER)
-    if not tx_id:
-        raise reject("missing_transaction_id", f"the paid request must carry {TX_HEADER}")
-    tx = tx_lookup(tx_id)
-    if tx is None:
-        raise reject("unknown_transaction", f"{TX_HEADER} {tx_id!r} names no transaction")
-    nonce = auth.get("nonce")
-    pay = tx.payment
-    if pay is None or pay.nonce != nonce:
-        if any(p.nonce == nonce and p.status is PaymentStatus.SETTLED for p in tx.payments):
-            raise reject("nonce_already_used", f"nonce {nonce} was already used")
-        raise reject("nonce_mismatch", f"/payload/authorization/nonce was not issued to transaction {tx.id}")
-    if pay.status is PaymentStatus.SETTLED or pay.reserved:
-        raise reject("nonce_already_used", f"nonce {nonce} was already used")
-    if pay.status is not PaymentStatus.AUTHORIZED:
-        raise reject(
-            "invalid_transaction_state",
-            f"the payment of transaction {tx.id} is {pay.status.value}: poll GET /v1/transactions/{tx.id} "
-            "until it is authorized",
-        )
-    pay.reserved = True
-    ok = settlement(True, nonce=pay.nonce, network=str(network), payer=str(auth.get("from", "")))
-    return PaymentOK(amount=price, transaction=tx, payment=pay, headers={challenge.response_header: b64json(ok)})
+    def reserve(
+        self, headers: Mapping[str, str], tx_lookup: Callable[[str], Transaction | None], network: str, price: int
+    ) -> PaymentOK:
+        """The transaction named by the request issued this nonce, unused: reserve it."""
+        tx_id = _header(headers, TX_HEADER)
+        if not tx_id:
+            raise self.reject("missing_transaction_id", f"the paid request must carry {TX_HEADER}")
+        tx = tx_lookup(tx_id)
+        if tx is None:
+            raise self.reject("unknown_transaction", f"{TX_HEADER} {tx_id!r} names no transaction")
+        nonce = self.auth.get("nonce")
+        pay = tx.payment
+        if pay is None or pay.nonce != nonce:
+            if any(p.nonce == nonce and p.status is PaymentStatus.SETTLED for p in tx.payments):
+                raise self.reject("nonce_already_used", f"nonce {nonce} was already used")
+            raise self.reject("nonce_mismatch", f"/payload/authorization/nonce was not issued to transaction {tx.id}")
+        if pay.status is PaymentStatus.SETTLED or pay.reserved:
+            raise self.reject("nonce_already_used", f"nonce {nonce} was already used")
+        if pay.status is not PaymentStatus.AUTHORIZED:
+            raise self.reject(
+                "invalid_transaction_state",
+                f"the payment of transaction {tx.id} is {pay.status.value}: poll GET /v1/transactions/{tx.id} "
+                "until it is authorized",
+            )
+        pay.reserved = True
+        ok = settlement(True, nonce=pay.nonce, network=network, payer=str(self.auth.get("from", "")))
+        headers_out = {self.challenge.response_header: b64json(ok)}
+        return PaymentOK(amount=price, transaction=tx, payment=pay, headers=headers_out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from typing import Any, TypeAlias
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+
 from qstash_sim.base.durations import parse_duration
 from qstash_sim.errors import ConfigError
 from qstash_sim.scenarios.model import (

@@ -6,9 +6,10 @@ The server runs on a virtual clock; time moves only through ``advance`` (no slee
 from __future__ import annotations
 
 import pytest
-from conftest import Client, Receiver, Served
 from qstash import Receiver as QstashReceiver
 from qstash.errors import SignatureError
+
+from conftest import Client, Receiver, Served
 
 P = "/v1/qstash"
 

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
+
 from qstash_sim.base.seed import FAULTS, Seed
 from qstash_sim.errors import ConfigError
-from qstash_sim.sapiom.prices import GATEWAY_OPERATIONS
 from qstash_sim.sapiom.feature import SapiomFeature
+from qstash_sim.sapiom.prices import GATEWAY_OPERATIONS
 from qstash_sim.scenarios.check import check_files, check_main
 from qstash_sim.scenarios.loader import (
     DEFAULT_ALLOWED_STATUSES,
@@ -764,7 +765,7 @@ def test_library_ships_every_file_through_the_package() -> None:
 
 def spec_fault_statuses() -> dict[str, set[int]]:
     """``{operationId: x-fault-statuses}`` read straight from the packaged openapi.yaml."""
-    from qstash_sim.contract.router import load_spec
+    from qstash_sim.contract.load import load_spec
 
     spec = load_spec()
     return {

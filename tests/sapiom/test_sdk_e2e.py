@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import Client, Receiver, Served
 from qstash_sim.sapiom.records import TransactionStatus
 from qstash_sim.server import ServerThread
 from qstash_sim.simulator import Simulator
 
-HERE = Path(__file__).parent
-E2E = HERE / "e2e"
-ROOT = HERE.parent
+ROOT = Path(__file__).resolve().parents[2]
+E2E = ROOT / "tests" / "e2e"
 NODE = shutil.which("node")
 TX = "X-Sapiom-Transaction-Id"
 

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from qstash_sim.pytest_plugin import QstashSimAssertionError
 
 pytest_plugins = ["pytester"]

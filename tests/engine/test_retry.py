@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from qstash_sim.engine.retry import MAX_DELAY_MS, compile_retry_delay, default_backoff_ms, parse_retry_after
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a Thursday

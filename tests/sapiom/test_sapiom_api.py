@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import pytest
+
 from conftest import Answer, Client, Receiver, Served
 from qstash_sim.cli import build_parser
 

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from qstash import Receiver
+
 from qstash_sim.base.clock import RealClock, VirtualClock
 from qstash_sim.base.seed import Seed
 from qstash_sim.core.world import World

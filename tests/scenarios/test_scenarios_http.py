@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+
 from conftest import Answer, Client, Receiver, Served
 from qstash_sim.base.clock import DEFAULT_START_MS
 from qstash_sim.http.aiohttp_app import APP_DISPATCHER, APP_FAULTS

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict
-from qstash_sim.contract.router import Contract, load_spec
+
+from qstash_sim.contract.load import load_spec
+from qstash_sim.contract.router import Contract
 from qstash_sim.errors import BadRequest, ContractError, MethodNotAllowed, NotFound
 
 SPEC_YAML = r"""
@@ -151,7 +153,7 @@ components:
         name: {type: string}
 """
 
-REAL_SPEC = Path(__file__).resolve().parents[1] / "openapi.yaml"
+REAL_SPEC = Path(__file__).resolve().parents[2] / "openapi.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -532,7 +534,7 @@ def test_shipped_spec_schemas_are_valid_json_schema() -> None:
 
 
 def test_loading_the_spec_writes_nothing_to_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from qstash_sim.contract.router import load_spec
+    from qstash_sim.contract.load import load_spec
 
     home = tmp_path / "home"
     home.mkdir()

@@ -8,13 +8,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from qstash_sim.base.clock import RealClock, VirtualClock
 from qstash_sim.base.seed import Seed
 from qstash_sim.core.world import World
 from qstash_sim.domain.message import EventState, HistoryEvent, Message, MessageState
 from qstash_sim.domain.queue import Queue
 from qstash_sim.domain.schedule import Schedule
-from qstash_sim.engine.engine import AdvanceLimitError, Engine, next_cron_ms
+from qstash_sim.engine.cron import next_cron_ms
+from qstash_sim.engine.engine import AdvanceLimitError, Engine
 from qstash_sim.engine.transport import OutboundRequest, Outcome, VirtualTransport
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00Z

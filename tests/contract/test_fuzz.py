@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("QSTASH_SIM_FUZZ", "").lower() in ("1", "full", "yes")
 SEEDS = (1, 2, 3) if FULL else (1,)
 MAX_EXAMPLES = 30 if FULL else 5
@@ -99,9 +99,9 @@ def _known(operation: str, codes: set[str], text: str) -> Known | None:
 def _env() -> dict[str, str]:
     """Our environment without pytest's markers: with PYTEST_VERSION set, schemathesis' run is ~10x slower."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    # our formats (e.g. upstash-retry-delay) get valid-value strategies from tests/fuzz_hooks.py
+    # our formats (e.g. upstash-retry-delay) get valid-value strategies from tests/contract/fuzz_hooks.py
     env["SCHEMATHESIS_HOOKS"] = "fuzz_hooks"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "tests"), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "tests" / "contract"), env.get("PYTHONPATH", "")) if p)
     return env
 
 

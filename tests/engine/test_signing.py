@@ -7,6 +7,7 @@ import time
 import pytest
 from qstash import Receiver
 from qstash.errors import SignatureError
+
 from qstash_sim.domain.account import SigningKeys
 from qstash_sim.engine.signing import body_hash, rotate, sign
 

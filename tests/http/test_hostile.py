@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+
 from qstash_sim.engine.transport import MAX_RESPONSE_BODY
 from qstash_sim.server import ServerThread
 from qstash_sim.simulator import Simulator

@@ -9,6 +9,7 @@ import socket
 from decimal import Decimal
 
 import pytest
+
 from conftest import Client, Served
 
 P = "/v1/qstash"

@@ -13,6 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
+from qstash_sim.api.sapiom_wire import complete_to_json, transaction_to_json
+from qstash_sim.base.clock import format_ms as iso_time
 from qstash_sim.base.seed import Seed
 from qstash_sim.core.ledger import Ledger
 from qstash_sim.domain.ledger import LedgerEntry
@@ -21,8 +24,6 @@ from qstash_sim.sapiom.paygate import PaymentGate, PaymentOK, PaymentRejected, P
 from qstash_sim.sapiom.policy import AuthorizationPolicy, PolicyStep
 from qstash_sim.sapiom.prices import GATEWAY_OPERATIONS, price, price_base_units
 from qstash_sim.sapiom.records import PaymentMode, PaymentStatus, TransactionStatus
-from qstash_sim.api.sapiom_wire import complete_to_json, transaction_to_json
-from qstash_sim.base.clock import format_ms as iso_time
 from qstash_sim.sapiom.transactions import TransactionStore
 from qstash_sim.sapiom.x402 import PaymentTerms, X402Variant, b64json, b64json_decode, build_challenge
 

@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
 from qstash_sim.contract.router import Contract
 from qstash_sim.scenarios.runtime import shipped_scenarios
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("QSTASH_SIM_SOAK", "").lower() in ("1", "full", "yes")
 
 
