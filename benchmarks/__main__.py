@@ -85,10 +85,13 @@ Servers under test (each on a free 127.0.0.1 port, one at a time) and the load:
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", default=",".join(NAMES), help=f"comma-separated subset of {', '.join(NAMES)}")
-    parser.add_argument("--rounds", type=int, default=None, help="alternating rounds per comparison (default 5, quick 2)")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="alternating rounds per comparison (default 5, quick 2)"
+    )
     parser.add_argument("--seconds", type=float, default=None, help="wrk duration per round (default 5, quick 2)")
     parser.add_argument("--connections", type=int, default=16, help="wrk keep-alive connections (default 16)")
     parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter runs, smaller engine sizes")
@@ -113,11 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     if (args.no_prism or prism is None) and {"startup", "throughput"} & set(chosen):
         report.notes.append("Prism was not run (--no-prism, or npm could not install it): no Prism ratios.")
     runners: dict[str, Callable[[], Report]] = {
-        "startup": lambda: importlib.import_module("benchmarks.startup").run(progress, rounds=max(rounds, 5), prism=prism),
+        "startup": lambda: importlib.import_module("benchmarks.startup").run(
+            progress, rounds=max(rounds, 5), prism=prism
+        ),
         "throughput": lambda: importlib.import_module("benchmarks.throughput").run(
-            progress, rounds=rounds, seconds=seconds, connections=args.connections, prism=prism),
+            progress, rounds=rounds, seconds=seconds, connections=args.connections, prism=prism
+        ),
         "engine": lambda: importlib.import_module("benchmarks.engine_scaling").run(
-            progress, **({"sizes": (1_000, 10_000), "fixed": 2_000, "real": 500} if args.quick else {})),
+            progress, **({"sizes": (1_000, 10_000), "fixed": 2_000, "real": 500} if args.quick else {})
+        ),
         "fixture": lambda: _fixture(progress),
     }
     for name in chosen:

@@ -43,7 +43,12 @@ async def _measure(pending: int, sink_port: int, fixed: int, real: int) -> dict[
     for i in range(pending):
         entry = journal.add(sim.world.now, "request", method="POST", path="/v1/qstash/publish/" + VIRTUAL_URL)
         caller.request_id = entry.request_id = f"req_{entry.seq}"
-        r = sim.publish(caller, publish_command(VIRTUAL_URL, {"Content-Type": "application/json", "Upstash-Delay": f"{60 + i % 86000}s"}, BODY))
+        r = sim.publish(
+            caller,
+            publish_command(
+                VIRTUAL_URL, {"Content-Type": "application/json", "Upstash-Delay": f"{60 + i % 86000}s"}, BODY
+            ),
+        )
         entry.message_ids = [r.message_id]
     gc.collect()
     stored = tracemalloc.get_traced_memory()[0] - before
@@ -96,16 +101,29 @@ def run(progress: Progress, *, sizes: tuple[int, ...] = SIZES, fixed: int = 5_00
     flat_real = last["real_dps"] * FLAT_TOLERANCE >= first["real_dps"]
     worst_mem = max(r["bytes_per_msg"] for r in results.values())
     rows = [
-        Row("engine: virtual events/s with N pending", across("virtual_eps", ",.0f"),
+        Row(
+            "engine: virtual events/s with N pending",
+            across("virtual_eps", ",.0f"),
             f"{1e6 / first['virtual_eps']:.0f} -> {1e6 / last['virtual_eps']:.0f} us/event",
-            f"flat (<= {FLAT_TOLERANCE:g}x from 1k to {sizes[-1] // 1000}k)", flat_virtual),
-        Row("engine: real deliveries/s to a loopback sink with N pending", across("real_dps", ",.0f"),
+            f"flat (<= {FLAT_TOLERANCE:g}x from 1k to {sizes[-1] // 1000}k)",
+            flat_virtual,
+        ),
+        Row(
+            "engine: real deliveries/s to a loopback sink with N pending",
+            across("real_dps", ",.0f"),
             f"{1e6 / first['real_dps']:.0f} -> {1e6 / last['real_dps']:.0f} us/delivery",
-            f"flat (<= {FLAT_TOLERANCE:g}x)", flat_real),
+            f"flat (<= {FLAT_TOLERANCE:g}x)",
+            flat_real,
+        ),
         Row("engine: draining a backlog of N (virtual events/s)", across("drain_eps", ",.0f")),
         Row("core publish (no HTTP), us/message with N pending", across("publish_us", ".1f")),
-        Row("memory per stored message, body excluded", across("bytes_per_msg", ",.0f") + " B",
-            f"body {len(BODY)} B", f"< {MEMORY_TARGET:,} B", worst_mem < MEMORY_TARGET),
+        Row(
+            "memory per stored message, body excluded",
+            across("bytes_per_msg", ",.0f") + " B",
+            f"body {len(BODY)} B",
+            f"< {MEMORY_TARGET:,} B",
+            worst_mem < MEMORY_TARGET,
+        ),
     ]
     report = Report(rows=rows, commands=["python -m benchmarks --only engine"])
     report.notes.append(

@@ -104,7 +104,11 @@ class ServerProcess:
         """Spawn and poll ``probe`` every 2 ms until it answers 200 (bounded by ``limit_s``)."""
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            self.argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            self.argv,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         while time.perf_counter() - t0 < limit_s:
@@ -167,9 +171,20 @@ def ensure_prism(progress: Progress) -> Path | None:
     progress.step(f"installing @stoplight/prism-cli@{PRISM_VERSION} into {PRISM_DIR.relative_to(ROOT)} (npm)")
     PRISM_DIR.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(  # noqa: PLW1510 - the return code is checked below
-        [npm, "install", "--prefix", str(PRISM_DIR), "--no-audit", "--no-fund", "--loglevel=error",
-         f"@stoplight/prism-cli@{PRISM_VERSION}"],
-        cwd=PRISM_DIR, capture_output=True, text=True, timeout=600,
+        [
+            npm,
+            "install",
+            "--prefix",
+            str(PRISM_DIR),
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            f"@stoplight/prism-cli@{PRISM_VERSION}",
+        ],
+        cwd=PRISM_DIR,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if done.returncode != 0 or not PRISM_BIN.exists():
         sys.stderr.write(f"\nnpm install of Prism failed:\n{done.stderr[-2000:]}\n")
@@ -180,7 +195,18 @@ def ensure_prism(progress: Progress) -> Path | None:
 
 def sim_argv(port: int) -> list[str]:
     """``python -m qstash_sim serve`` on ``port`` with a virtual clock and quiet logs."""
-    return [sys.executable, "-m", "qstash_sim", "serve", "--port", str(port), "--clock", "virtual", "--log-level", "warning"]
+    return [
+        sys.executable,
+        "-m",
+        "qstash_sim",
+        "serve",
+        "--port",
+        str(port),
+        "--clock",
+        "virtual",
+        "--log-level",
+        "warning",
+    ]
 
 
 def bare_argv(port: int) -> list[str]:
@@ -200,7 +226,7 @@ def show(argv: list[str]) -> str:
         if a == sys.executable:
             a = "python"
         elif a.startswith(str(ROOT) + "/"):
-            a = a[len(str(ROOT)) + 1:]
+            a = a[len(str(ROOT)) + 1 :]
         out.append(a)
     return " ".join(out)
 
@@ -227,8 +253,15 @@ def publish_script() -> Path:
 
 def wrk_argv(port: int, *, connections: int, seconds: float, threads: int = 1) -> list[str]:
     """The wrk command line for the publish load."""
-    return ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "-s", str(publish_script()),
-            f"http://{HOST}:{port}{PUBLISH_PATH}"]
+    return [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "-s",
+        str(publish_script()),
+        f"http://{HOST}:{port}{PUBLISH_PATH}",
+    ]
 
 
 def wrk(port: int, *, connections: int, seconds: float, threads: int = 1) -> float:

@@ -30,7 +30,7 @@ def run(progress: Progress, *, rounds: int, prism: Path | None) -> Report:
     times: dict[str, list[float]] = {name: [] for name in systems}
     names = list(systems)
     for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]  # rotate who goes first
+        order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
         for name in order:
             progress.step(f"startup: round {r + 1}/{rounds}, {name}")
             port = free_port()
@@ -42,8 +42,15 @@ def run(progress: Progress, *, rounds: int, prism: Path | None) -> Report:
     if "Prism" in med:
         compared.insert(0, f"Prism {med['Prism'] * 1000:.0f} ms ({med['Prism'] / sim:.1f}x slower)")
     report = Report(
-        rows=[Row("standalone start to first response (median)", f"{sim * 1000:.0f} ms", "; ".join(compared),
-                  f"< {TARGET_S * 1000:.0f} ms", sim < TARGET_S)],
+        rows=[
+            Row(
+                "standalone start to first response (median)",
+                f"{sim * 1000:.0f} ms",
+                "; ".join(compared),
+                f"< {TARGET_S * 1000:.0f} ms",
+                sim < TARGET_S,
+            )
+        ],
         commands=[re.sub(r"(--port|-p) 0\b", r"\1 PORT", show(systems[n](0))) for n in names],
     )
     spread = ", ".join(f"{n} {min(v) * 1000:.0f}-{max(v) * 1000:.0f} ms" for n, v in times.items())

@@ -35,7 +35,7 @@ def run(progress: Progress, *, rounds: int, seconds: float, connections: int, pr
     rss: list[float] = []
     names = list(systems)
     for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             port = free_port()
             with ServerProcess(name, systems[name](port), port) as server:
@@ -56,13 +56,21 @@ def run(progress: Progress, *, rounds: int, seconds: float, connections: int, pr
         target += f", >= {TARGET_VS_PRISM}x Prism"
         met = met and sim >= TARGET_VS_PRISM * med["Prism"]
     report = Report(
-        rows=[Row(f"validated publish, wrk {connections} keep-alive connections (median)", f"{sim:,.0f} req/s",
-                  "; ".join(compared), target, met)],
+        rows=[
+            Row(
+                f"validated publish, wrk {connections} keep-alive connections (median)",
+                f"{sim:,.0f} req/s",
+                "; ".join(compared),
+                target,
+                met,
+            )
+        ],
         commands=[show(wrk_argv(0, connections=connections, seconds=seconds)).replace(":0/", ":PORT/")],
     )
     spread = ", ".join(f"{n} {min(v):,.0f}-{max(v):,.0f}" for n, v in rps.items())
     report.notes.append(
-        f"Throughput: {rounds} alternating rounds of {seconds:g} s after a {WARMUP_S:g} s warm-up, fresh server each round; "
+        f"Throughput: {rounds} alternating rounds of {seconds:g} s after a {WARMUP_S:g} s warm-up, "
+        "fresh server each round; "
         f"range (req/s) {spread}. wrk runs one thread so that server and load generator each get one of the "
         f"2 cores. The simulator also stores each message and runs its delivery engine on the same loop "
         f"(messages carry Upstash-Delay: 10s, so nothing is delivered during the run); RSS after a round: "

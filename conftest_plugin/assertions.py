@@ -243,9 +243,7 @@ def check_delivered(
     raise QstashSimAssertionError("\n".join(lines) + _footer(seed))
 
 
-def check_not_delivered(
-    inbox: Sequence[Delivery], flt: DeliveryFilter, *, seed: int | None = None
-) -> None:
+def check_not_delivered(inbox: Sequence[Delivery], flt: DeliveryFilter, *, seed: int | None = None) -> None:
     """Fails if any successful (2xx) delivery matches ``flt``, listing them."""
     __tracebackhide__ = True
     hits = [d for d in inbox if _ok(d) and not flt.misses(d)]

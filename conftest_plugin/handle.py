@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 from qstash_sim.base.clock import format_ms
 from qstash_sim.base.durations import to_ms
-from qstash_sim.core.journal import JournalEntry
 from qstash_sim.domain.account import SigningKeys
+from qstash_sim.domain.journal import JournalEntry
 from qstash_sim.domain.ledger import LedgerEntry
 from qstash_sim.domain.message import Delivery, DlqEntry, Message
 from qstash_sim.domain.queue import Queue
@@ -99,6 +99,7 @@ class _Core:
 
     def snapshot(self) -> tuple[list[Delivery], list[Message], list[DlqEntry], int]:
         """Inbox, messages, DLQ entries and now, read together in one hop."""
+
         def take() -> tuple[list[Delivery], list[Message], list[DlqEntry], int]:
             sim = self.sim
             dlq = [e for acc in sim.world.accounts for e in acc.dlq.values()]

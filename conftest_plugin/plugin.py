@@ -31,11 +31,18 @@ _SIM_KWARGS = ("seed", "payment", "deliver_to", "api_key", "strict")
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("qstash-sim", "qstash-sim simulator fixture")
     group.addoption(
-        "--qstash-sim-seed", dest="qstash_sim_seed", default=None, metavar="SEED",
+        "--qstash-sim-seed",
+        dest="qstash_sim_seed",
+        default=None,
+        metavar="SEED",
         help="seed for every qstash_sim (an int, or 'random' for one per session); default: ini or 0",
     )
     group.addoption(
-        "--qstash-sim-scenario", dest="qstash_sim_scenario", action="append", default=None, metavar="NAME|PATH",
+        "--qstash-sim-scenario",
+        dest="qstash_sim_scenario",
+        action="append",
+        default=None,
+        metavar="NAME|PATH",
         help="scenario loaded for every test without a qstash_scenario marker (repeatable)",
     )
     parser.addini("qstash_sim_seed", "default seed for qstash_sim (int or 'random')", default=None)
@@ -47,7 +54,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "qstash_sim(seed=None, payment=None, deliver_to=(), api_key=None, strict=False): configure this test's qstash_sim",
+        "qstash_sim(seed=None, payment=None, deliver_to=(), api_key=None, strict=False): "
+        "configure this test's qstash_sim",
     )
     config.addinivalue_line(
         "markers",

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from qstash_sim import __version__
+from qstash_sim.base.version import __version__
 
 EPILOG = """examples:
   qstash-sim serve                                   # http://127.0.0.1:8080, real clock, seed 0
@@ -91,14 +91,17 @@ def _add_serve(sub: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
     serve.add_argument("--port", type=_port, default=8080, help="port to bind; 0 picks a free one (default: 8080)")
     serve.add_argument(
-        "--seed", type=_seed, default=None,
+        "--seed",
+        type=_seed,
+        default=None,
         help="seed for ids and fault draws: same seed, same ids (default: the first --scenario's seed, else 0)",
     )
     serve.add_argument(
         "--clock",
         choices=("real", "virtual"),
         default="real",
-        help="real: time passes as on the wall clock; virtual: time moves only via POST /_sim/clock/advance (default: real)",
+        help="real: time passes as on the wall clock; virtual: time moves only via POST /_sim/clock/advance "
+        "(default: real)",
     )
     serve.add_argument(
         "--deliver-to",
@@ -120,7 +123,8 @@ def _add_serve(sub: Any) -> None:
         "--payment-variant",
         choices=("v1", "v2", "v2-header", "wrapped"),
         default="v1",
-        help="the shape of the 402: x402 v1 body, v2 body, v2 PAYMENT-REQUIRED header, Sapiom wrapped body (default: v1)",
+        help="the shape of the 402: x402 v1 body, v2 body, v2 PAYMENT-REQUIRED header, Sapiom wrapped body "
+        "(default: v1)",
     )
     serve.add_argument(
         "--api-key",
@@ -138,25 +142,41 @@ def _add_serve(sub: Any) -> None:
         help="load a fault scenario (a YAML file or a shipped name such as flaky-destination; repeatable); "
         "POST /_sim/reset loads it again",
     )
-    serve.add_argument("--strict", action="store_true", help="answer 400 to unknown Upstash-* headers instead of a warning")
-    serve.add_argument("--max-body", type=_size, default=1024 * 1024, metavar="SIZE", help="largest request body (default: 1MiB)")
     serve.add_argument(
-        "--max-header-size", type=_size, default=8190, metavar="SIZE",
+        "--strict", action="store_true", help="answer 400 to unknown Upstash-* headers instead of a warning"
+    )
+    serve.add_argument(
+        "--max-body", type=_size, default=1024 * 1024, metavar="SIZE", help="largest request body (default: 1MiB)"
+    )
+    serve.add_argument(
+        "--max-header-size",
+        type=_size,
+        default=8190,
+        metavar="SIZE",
         help="largest request line, and largest header field, in bytes; more answers 400 (default: 8190; "
         "at most 128 header fields)",
     )
     serve.add_argument(
-        "--read-timeout", type=_seconds, default=30.0, metavar="SECONDS",
+        "--read-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
         help="seconds a request head, then its body, may take to arrive; a slower client gets 408 and is "
         "disconnected (default: 30)",
     )
     serve.add_argument(
-        "--max-advance-events", type=_count, default=500_000, metavar="N",
+        "--max-advance-events",
+        type=_count,
+        default=500_000,
+        metavar="N",
         help="most events one POST /_sim/clock/advance runs before it stops with 400 (default: 500000; "
         "one advance also spans at most 400 days)",
     )
     serve.add_argument(
-        "--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log verbosity (default: info)"
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="log verbosity (default: info)",
     )
 
 
@@ -171,6 +191,7 @@ def _add_check(sub: Any) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    from qstash_sim.api import default_surfaces
     from qstash_sim.contract.load import packaged_fault_statuses
     from qstash_sim.http.aiohttp_app import build_app
     from qstash_sim.scenarios.check import read_scenarios
@@ -189,7 +210,13 @@ async def _serve(args: argparse.Namespace) -> int:
         sim.scenarios.add(scenario, keep=True)
     sim.sapiom.configure(mode=args.payment, variant=args.payment_variant, api_keys=args.api_key)
     sim.engine.max_advance_events = args.max_advance_events
-    app = build_app(sim, max_body=args.max_body, read_timeout=args.read_timeout, max_header_size=args.max_header_size)
+    app = build_app(
+        sim,
+        default_surfaces(),
+        max_body=args.max_body,
+        read_timeout=args.read_timeout,
+        max_header_size=args.max_header_size,
+    )
     try:
         runner, port = await start_site(app, args.host, args.port)
     except OSError as exc:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from qstash_sim.api import default_surfaces
 from qstash_sim.http.aiohttp_app import APP_DISPATCHER, build_app
 from qstash_sim.http.dispatch import DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT
 from qstash_sim.http.protocol import DEFAULT_MAX_HEADER_SIZE, AppRunner
@@ -35,15 +36,15 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-async def start_site(
-    app: web.Application, host: str, port: int
-) -> tuple[web.AppRunner, int]:
+async def start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Start ``app`` on ``host:port`` (0 = any free port); return the runner and the bound port."""
     # Our runner: JSON bodies for the errors aiohttp answers itself, and a read timeout on request heads
     # (the dispatcher's ``read_timeout``, read for each head). The parser limits come with the app.
     dispatcher = app.get(APP_DISPATCHER)
     runner = AppRunner(
-        app, access_log=None, handle_signals=False,
+        app,
+        access_log=None,
+        handle_signals=False,
         head_timeout=(lambda: dispatcher.read_timeout) if dispatcher is not None else (lambda: DEFAULT_READ_TIMEOUT),
     )
     await runner.setup()
@@ -105,8 +106,13 @@ class ServerThread:
         asyncio.set_event_loop(self.loop)
 
         async def boot() -> None:
-            app = build_app(self.sim, max_body=self.max_body, read_timeout=self.read_timeout,
-                            max_header_size=self.max_header_size)
+            app = build_app(
+                self.sim,
+                default_surfaces(),
+                max_body=self.max_body,
+                read_timeout=self.read_timeout,
+                max_header_size=self.max_header_size,
+            )
             if self.configure:
                 self.configure(app)
             self._runner, self.port = await start_site(app, self.host, self.port)

@@ -49,8 +49,15 @@ class Simulator(SimulatorCore):
         real_timeout_cap_ms: int = 30_000,
         sign_clock: SignClock = "process",
     ) -> None:
-        super().__init__(seed=seed, clock=clock, deliver_to=deliver_to, strict=strict, transport=transport,
-                         real_timeout_cap_ms=real_timeout_cap_ms, sign_clock=sign_clock)
+        super().__init__(
+            seed=seed,
+            clock=clock,
+            deliver_to=deliver_to,
+            strict=strict,
+            transport=transport,
+            real_timeout_cap_ms=real_timeout_cap_ms,
+            sign_clock=sign_clock,
+        )
         self.scenarios = self.add_feature(ScenariosFeature(contract=packaged_fault_statuses))
         self.sapiom = self.add_feature(SapiomFeature())
 

@@ -7,9 +7,9 @@ import http.client
 import json
 import subprocess
 import sys
-from pathlib import Path
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,7 +82,9 @@ class Client:
         answer = Answer(resp.status, resp.headers, data)
         if self.check_contract:
             problems = contract().validate_response(method, path, resp.status, resp.headers.get("Content-Type"), data)
-            assert not problems, f"{method} {path} -> {resp.status} breaks openapi.yaml: {problems}; body={data[:500]!r}"
+            assert not problems, (
+                f"{method} {path} -> {resp.status} breaks openapi.yaml: {problems}; body={data[:500]!r}"
+            )
         return answer
 
     def get(self, path: str, **kw: Any) -> Answer:
@@ -217,7 +219,9 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (wheel,) = out.glob("qstash_sim-*.whl")
     return wheel

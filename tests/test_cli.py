@@ -17,8 +17,20 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_help_explains_every_serve_option() -> None:
     r = _run("serve", "--help")
     assert r.returncode == 0
-    for option in ("--host", "--port", "--seed", "--clock", "--deliver-to", "--payment", "--payment-variant",
-                   "--api-key", "--scenario", "--strict", "--max-body", "--log-level"):
+    for option in (
+        "--host",
+        "--port",
+        "--seed",
+        "--clock",
+        "--deliver-to",
+        "--payment",
+        "--payment-variant",
+        "--api-key",
+        "--scenario",
+        "--strict",
+        "--max-body",
+        "--log-level",
+    ):
         assert option in r.stdout, option
     assert "127.0.0.1" in r.stdout  # the safe default is stated
     top = _run("--help")
@@ -40,7 +52,9 @@ def test_bad_option_values_are_usage_errors_without_traceback() -> None:
 def test_serve_prints_url_logs_requests_and_stops_cleanly_on_sigterm() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "qstash_sim", "serve", "--port", "0", "--clock", "virtual"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None and proc.stderr is not None

@@ -17,7 +17,7 @@ PROJECT = {
     "simulator/clock.py": "def now():\n    return 'project time'\n",
     "conftest_plugin/__init__.py": "MARK = 'the project\\'s own conftest_plugin'\n",
     "pytest.ini": "[pytest]\npythonpath = .\nasyncio_default_fixture_loop_scope = function\n",
-    "tests/test_mine.py": '''
+    "tests/test_mine.py": """
         import json, urllib.request
         import pytest
         import simulator, simulator.clock, conftest_plugin
@@ -43,7 +43,7 @@ PROJECT = {
         async def test_async_fixture(qstash_sim_async):
             await qstash_sim_async.clock.advance("1h")
             assert qstash_sim_async.clock.now.isoformat() == "2026-01-01T01:00:00+00:00"
-    ''',
+    """,
 }
 
 
@@ -54,9 +54,21 @@ def downstream_python(built_wheel: Path, tmp_path_factory: pytest.TempPathFactor
     venv.create(where, with_pip=True)
     python = where / "bin" / "python"
     subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(built_wheel),
-         "pytest", "pytest-asyncio", "pytest-xdist"],
-        check=True, capture_output=True, timeout=600,
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            str(built_wheel),
+            "pytest",
+            "pytest-asyncio",
+            "pytest-xdist",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     return python
 
@@ -77,7 +89,11 @@ def test_a_project_with_its_own_simulator_package_runs_the_fixture(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHONPATH", "VIRTUAL_ENV"))}
     res = subprocess.run(
         [str(downstream_python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=project, capture_output=True, text=True, timeout=300, env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     assert "3 passed" in res.stdout

@@ -23,7 +23,12 @@ def _run(*args: str, quiet: bool = True) -> tuple[int, str]:
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", *(["-q"] if quiet else []), "-p", "no:cacheprovider", *args],
-        cwd=EXAMPLES, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=EXAMPLES,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     return proc.returncode, proc.stdout + proc.stderr
 

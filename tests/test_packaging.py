@@ -8,7 +8,6 @@ import zipfile
 from pathlib import Path
 
 
-
 def test_wheel_ships_contract_and_scenarios_and_runs_from_it(tmp_path: Path, built_wheel: Path) -> None:
     with zipfile.ZipFile(built_wheel) as zf:
         names = set(zf.namelist())
@@ -24,8 +23,9 @@ def test_wheel_ships_contract_and_scenarios_and_runs_from_it(tmp_path: Path, bui
     # the extracted wheel alone (no repository on the path) compiles the contract and lists scenarios
     code = (
         "from qstash_sim import Simulator; from qstash_sim.contract.router import Contract; "
-        "from qstash_sim.http.aiohttp_app import build_app; from qstash_sim.scenarios.runtime import shipped_scenarios; "
-        "c = Contract.load(); build_app(Simulator()); "
+        "from qstash_sim.http.aiohttp_app import build_app; "
+        "from qstash_sim.scenarios.runtime import shipped_scenarios; "
+        "from qstash_sim.api import default_surfaces; c = Contract.load(); build_app(Simulator(), default_surfaces()); "
         "print(len(c.operation_ids), sorted(shipped_scenarios())[0])"
     )
     res = subprocess.run(

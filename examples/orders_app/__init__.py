@@ -96,17 +96,30 @@ def dispatch_order(
     dest = dest_base.rstrip("/")
     kw: dict[str, Any] = {"max_attempts": max_attempts, "sleep": sleep, "timeout": timeout}
     # Fire-and-forget: notify the fulfillment service.
-    shipped = _call("POST", f"{base}/publish/{dest}/fulfillment", api_key,
-                    {"orderId": order_id, "action": "ship"}, {}, **kw)
+    shipped = _call(
+        "POST", f"{base}/publish/{dest}/fulfillment", api_key, {"orderId": order_id, "action": "ship"}, {}, **kw
+    )
     # Ordered queue: confirmation emails go out one at a time.
-    emailed = _call("POST", f"{base}/enqueue/email-queue/{dest}/send-email", api_key,
-                    {"orderId": order_id, "template": "order-confirmation"}, {}, **kw)
+    emailed = _call(
+        "POST",
+        f"{base}/enqueue/email-queue/{dest}/send-email",
+        api_key,
+        {"orderId": order_id, "template": "order-confirmation"},
+        {},
+        **kw,
+    )
     # Batch: notify several services at once.
     batch = [
-        {"destination": f"{dest}/analytics", "headers": {"Content-Type": "application/json"},
-         "body": json.dumps({"event": "order.completed", "orderId": order_id})},
-        {"destination": f"{dest}/inventory", "headers": {"Content-Type": "application/json"},
-         "body": json.dumps({"action": "decrement", "orderId": order_id})},
+        {
+            "destination": f"{dest}/analytics",
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps({"event": "order.completed", "orderId": order_id}),
+        },
+        {
+            "destination": f"{dest}/inventory",
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps({"action": "decrement", "orderId": order_id}),
+        },
     ]
     analytics, inventory = _call("POST", f"{base}/batch", api_key, batch, {}, **kw)
     return {
@@ -122,7 +135,13 @@ def schedule_daily_report(
 ) -> str:
     """Create the daily sales-report schedule; returns its schedule id."""
     answer = _call(
-        "POST", f"{base_url.rstrip('/')}/schedules/{dest_base.rstrip('/')}/daily-report", api_key,
-        {"report": "daily-sales"}, {"Upstash-Cron": cron}, max_attempts=1, sleep=time.sleep, timeout=timeout,
+        "POST",
+        f"{base_url.rstrip('/')}/schedules/{dest_base.rstrip('/')}/daily-report",
+        api_key,
+        {"report": "daily-sales"},
+        {"Upstash-Cron": cron},
+        max_attempts=1,
+        sleep=time.sleep,
+        timeout=timeout,
     )
     return str(answer["scheduleId"])

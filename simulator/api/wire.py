@@ -6,8 +6,8 @@ import base64
 from decimal import Decimal
 from typing import Any
 
-from qstash_sim.core.journal import JournalEntry
-from qstash_sim.core.ledger import Ledger
+from qstash_sim.domain.journal import JournalEntry
+from qstash_sim.domain.ledger import Ledger
 from qstash_sim.domain.message import Delivery, DlqEntry, Message
 from qstash_sim.domain.queue import Queue
 from qstash_sim.domain.schedule import Schedule

@@ -87,9 +87,7 @@ class VirtualClock:
         """Jump to an absolute time (ms or aware ``datetime``); moving backwards is a ``ValueError``."""
         ms = _as_ms(t)
         if ms < self._now:
-            raise ValueError(
-                f"cannot move the clock backwards from {format_ms(self._now)} to {format_ms(ms)}"
-            )
+            raise ValueError(f"cannot move the clock backwards from {format_ms(self._now)} to {format_ms(ms)}")
         self._now = ms
         return self._now
 

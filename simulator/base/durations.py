@@ -103,6 +103,4 @@ def to_ms(delta: timedelta | float | str) -> int:
         return round(delta * 1000)
     if isinstance(delta, str):
         return parse_duration(delta)
-    raise TypeError(
-        f"delta must be timedelta, int/float seconds or a duration string, got {type(delta).__name__}"
-    )
+    raise TypeError(f"delta must be timedelta, int/float seconds or a duration string, got {type(delta).__name__}")

@@ -17,7 +17,16 @@ import random
 import string
 
 __all__ = [
-    "FAULTS", "JTI", "KEYS", "MESSAGE", "NONCE", "PURPOSES", "SCHEDULE", "TRANSACTION", "Ids", "Seed",
+    "FAULTS",
+    "JTI",
+    "KEYS",
+    "MESSAGE",
+    "NONCE",
+    "PURPOSES",
+    "SCHEDULE",
+    "TRANSACTION",
+    "Ids",
+    "Seed",
 ]
 
 # The purposes, each its own stream.

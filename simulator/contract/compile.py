@@ -65,10 +65,15 @@ class Compiler:
         if "array" in schema_types(sch.schema):
             items = self.schema(sch.schema.get("items", {}), f"{where} {raw['name']} items")
         return Parameter(
-            name=raw["name"], location=raw["in"], required=bool(raw.get("required", raw["in"] == "path")),
+            name=raw["name"],
+            location=raw["in"],
+            required=bool(raw.get("required", raw["in"] == "path")),
             greedy=bool(raw.get("x-greedy") or schema_raw.get("x-greedy")),
             explode=bool(raw.get("explode", raw.get("style", "form") == "form")),
-            schema=sch, items=items, types=schema_types(sch.schema), fast=fast_parser(sch.schema),
+            schema=sch,
+            items=items,
+            types=schema_types(sch.schema),
+            fast=fast_parser(sch.schema),
             default=sch.schema.get("default") if isinstance(sch.schema, dict) else None,
         )
 
@@ -81,8 +86,9 @@ class Compiler:
             out[key] = Media(key, is_json, self.schema(sch, f"{where} {mt}") if sch is not None else None)
         return out
 
-    def operation(self, template: str, method: str, item: Mapping[str, Any], op: Mapping[str, Any],
-                  prefixes: list[str]) -> Operation:
+    def operation(
+        self, template: str, method: str, item: Mapping[str, Any], op: Mapping[str, Any], prefixes: list[str]
+    ) -> Operation:
         where = f"{method.upper()} {template}"
         oid = op.get("operationId")
         if not oid:
@@ -99,23 +105,35 @@ class Compiler:
         for status, resp in (op.get("responses") or {}).items():
             resp = deref(self.spec, resp) or {}
             responses[str(status).upper() if str(status) != "default" else "default"] = self.media(
-                resp.get("content", {}), f"{where} {status}")
+                resp.get("content", {}), f"{where} {status}"
+            )
         ext = {k: v for k, v in op.items() if k.startswith("x-")}
         medias = list(body_media.values())
         return Operation(
-            operation_id=oid, method=method.upper(), path_template=template, path_regex=regex,
-            greedy=greedy, path_params=tuple(path_ps),
+            operation_id=oid,
+            method=method.upper(),
+            path_template=template,
+            path_regex=regex,
+            greedy=greedy,
+            path_params=tuple(path_ps),
             header_params={p.name.lower(): p for (_, loc), p in params.items() if loc == "header"},
             query_params=tuple(p for (_, loc), p in params.items() if loc == "query"),
-            body_media=body_media, body_required=bool(body.get("required", False)),
-            responses=responses, extensions=ext,
+            body_media=body_media,
+            body_required=bool(body.get("required", False)),
+            responses=responses,
+            extensions=ext,
             statuses=frozenset(int(s) for s in responses if s.isdigit()),
             header_prefixes=tuple(p.lower() for p in [*prefixes, *op.get("x-header-prefixes", ())]),
             _required_headers=tuple(p.name for (_, loc), p in params.items() if loc == "header" and p.required),
             _group_names=groups,
-            _greedy_doc=next((_first_pattern(inline_refs(self.spec, deref(self.spec, raw).get("schema", {})))
-                              for raw in [*item.get("parameters", ()), *op.get("parameters", ())]
-                              if (r := deref(self.spec, raw)).get("in") == "path" and r.get("x-greedy")), None),
+            _greedy_doc=next(
+                (
+                    _first_pattern(inline_refs(self.spec, deref(self.spec, raw).get("schema", {})))
+                    for raw in [*item.get("parameters", ()), *op.get("parameters", ())]
+                    if (r := deref(self.spec, raw)).get("in") == "path" and r.get("x-greedy")
+                ),
+                None,
+            ),
             _only_json=medias[0] if len(medias) == 1 and medias[0].is_json else None,
             _any_json=any(m.is_json for m in medias),
             _header_defaults=tuple(p for (_, loc), p in params.items() if loc == "header" and p.default is not None),
@@ -153,8 +171,9 @@ def _handler_checked(node: Any) -> Any:
 PARAM_RE = re.compile(r"\{([^{}]+)\}")
 
 
-def _template_regex(template: str, params: Mapping[str, Parameter], where: str
-                    ) -> tuple[re.Pattern[str], tuple[tuple[str, str, bool], ...], bool]:
+def _template_regex(
+    template: str, params: Mapping[str, Parameter], where: str
+) -> tuple[re.Pattern[str], tuple[tuple[str, str, bool], ...], bool]:
     """``/q/{name}/pause`` -> (``^/q/(?P<p0>[^/]+)/pause$``, (("p0", "name", True),), False)."""
     out, groups, pos, greedy = [], [], 0, False
     for i, m in enumerate(PARAM_RE.finditer(template)):
@@ -162,7 +181,7 @@ def _template_regex(template: str, params: Mapping[str, Parameter], where: str
         p = params.get(name)
         if p is None:
             raise ContractError(f"{where}: path parameter {name!r} not declared")
-        out.append(re.escape(template[pos:m.start()]))
+        out.append(re.escape(template[pos : m.start()]))
         out.append(f"(?P<p{i}>.+)" if p.greedy else f"(?P<p{i}>[^/?]+)")
         groups.append((f"p{i}", name, not p.greedy))
         greedy = greedy or p.greedy
@@ -198,4 +217,3 @@ def router_errors(comp: Compiler, raw: Any) -> dict[str, dict[str, Media]]:
         out = {"default": one(raw, "x-router-errors")} if raw else {}
     out.setdefault("default", comp.media({"application/json": {"schema": DEFAULT_ERROR_SCHEMA}}, "router"))
     return out
-

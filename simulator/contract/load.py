@@ -49,4 +49,3 @@ def fault_statuses(spec: Mapping[str, Any]) -> dict[str, frozenset[int]]:
 def packaged_fault_statuses() -> Mapping[str, frozenset[int]]:
     """:func:`fault_statuses` of the shipped ``openapi.yaml`` (read once per process)."""
     return MappingProxyType(fault_statuses(load_spec()))
-

@@ -26,7 +26,9 @@ from qstash_sim.contract.schema import (
 from qstash_sim.errors import BadRequest
 
 DEFAULT_ERROR_SCHEMA = {
-    "type": "object", "required": ["error"], "properties": {"error": {"type": "string"}},
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}},
 }
 
 
@@ -255,8 +257,10 @@ class Operation:
         if media is None:
             media = self.responses.get(f"{key[0]}XX", self.responses.get("default"))
         if media is None:
-            return [f"{self.operation_id}: status {status} is not documented "
-                    f"(documented: {', '.join(self.responses) or 'none'})"]
+            return [
+                f"{self.operation_id}: status {status} is not documented "
+                f"(documented: {', '.join(self.responses) or 'none'})"
+            ]
         return check_body(f"{self.operation_id} {status}", media, content_type, body)
 
 
@@ -265,8 +269,10 @@ def check_body(where: str, media: Mapping[str, Media], content_type: str | None,
         return [f"{where}: body not documented, got {len(body)} bytes"] if body else []
     chosen = _pick(media, content_type)
     if chosen is None:
-        return [f"{where}: content type {_media_key(content_type) or '(none)'!r} not documented "
-                f"(documented: {', '.join(media)})"]
+        return [
+            f"{where}: content type {_media_key(content_type) or '(none)'!r} not documented "
+            f"(documented: {', '.join(media)})"
+        ]
     if not chosen.is_json:
         return []
     try:
@@ -274,4 +280,3 @@ def check_body(where: str, media: Mapping[str, Media], content_type: str | None,
     except BadRequest as e:
         return [e.message]
     return chosen.schema.errors(doc, f"{where} body", first=False) if chosen.schema else []
-

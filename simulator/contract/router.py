@@ -51,8 +51,9 @@ class Contract:
     Build it once (``Contract.load()``) and share it; it holds no per-request state.
     """
 
-    def __init__(self, spec: Mapping[str, Any], operations: list[Operation],
-                 router_errors: Mapping[str, Mapping[str, Media]]):
+    def __init__(
+        self, spec: Mapping[str, Any], operations: list[Operation], router_errors: Mapping[str, Mapping[str, Media]]
+    ):
         self.spec = spec
         self._ops = {op.operation_id: op for op in operations}
         self.router_errors = router_errors
@@ -93,8 +94,10 @@ class Contract:
                     raw_op["responses"] = {**common, **(raw_op.get("responses") or {})}
                 op = comp.operation(template, method, item, raw_op, prefixes)
                 if op.operation_id in seen:
-                    raise ContractError(f"operationId {op.operation_id!r} used by both "
-                                        f"{seen[op.operation_id]} and {method.upper()} {template}")
+                    raise ContractError(
+                        f"operationId {op.operation_id!r} used by both "
+                        f"{seen[op.operation_id]} and {method.upper()} {template}"
+                    )
                 seen[op.operation_id] = f"{method.upper()} {template}"
                 ops.append(op)
         router = router_errors(comp, spec.get("x-router-errors"))
@@ -171,14 +174,23 @@ class Contract:
                 bucket = self._buckets.get(path[: slashes[depth - 1] + 1])
                 if bucket is None:
                     continue
-                matches = [(op, m) for op in bucket
-                           if (m := op.path_regex.fullmatch(raw_path if op.greedy else path)) is not None]
-                if (len(matches) > 1 and len({op.greedy for op, _ in matches}) == 2
-                        and all(op._greedy_doc is not None for op, _ in matches if op.greedy)):
+                matches = [
+                    (op, m)
+                    for op in bucket
+                    if (m := op.path_regex.fullmatch(raw_path if op.greedy else path)) is not None
+                ]
+                if (
+                    len(matches) > 1
+                    and len({op.greedy for op, _ in matches}) == 2
+                    and all(op._greedy_doc is not None for op, _ in matches if op.greedy)
+                ):
                     # Ambiguous: /schedules/scd_1 fits {scheduleId} and the greedy {destination}. The path is
                     # the greedy template's if its value fits the documented pattern (an URL), else the other's.
-                    fits = any(any(op._greedy_doc.search(v) for v in op.path_values(m).values())  # type: ignore[union-attr]
-                               for op, m in matches if op.greedy)
+                    fits = any(
+                        any(op._greedy_doc.search(v) for v in op.path_values(m).values())  # type: ignore[union-attr]
+                        for op, m in matches
+                        if op.greedy
+                    )
                     matches = [(op, m) for op, m in matches if op.greedy == fits]
                 for op, m in matches:
                     if op.method == method:
@@ -186,14 +198,16 @@ class Contract:
                     allowed.add(op.method)
         if allowed:
             methods = sorted(allowed)
-            raise MethodNotAllowed(f"method {method} not allowed for {path}; allowed: {', '.join(methods)}",
-                                   allowed=methods)
+            raise MethodNotAllowed(
+                f"method {method} not allowed for {path}; allowed: {', '.join(methods)}", allowed=methods
+            )
         raise NotFound(f"no such route: {method} {path}")
 
     # ------------------------------------------------------------------ responses
 
-    def validate_response(self, method: str, raw_path: str, status: int, content_type: str | None,
-                          body: bytes) -> list[str]:
+    def validate_response(
+        self, method: str, raw_path: str, status: int, content_type: str | None, body: bytes
+    ) -> list[str]:
         """Problems with a response to ``method raw_path`` (empty list = valid against the spec).
 
         Answers to unknown routes / wrong methods must be 404 / 405 with the router error body
@@ -210,4 +224,3 @@ class Contract:
         if str(status) in self.router_errors and not op.documents(status):
             return check_body(f"{where} {status}", self.router_errors[str(status)], content_type, body)
         return op.response_errors(status, content_type, body)
-

@@ -21,18 +21,51 @@ from jsonschema.exceptions import ValidationError, best_match
 from qstash_sim.errors import BadRequest, ContractError
 
 __all__ = [
-    "INT_RE", "INVALID", "SPEC_URI", "CompiledSchema", "deref", "describe", "error_message", "fast_parser",
-    "inline_refs", "load_json", "pointer", "resolve_ref", "scalar_checker", "schema_types",
+    "INT_RE",
+    "INVALID",
+    "SPEC_URI",
+    "CompiledSchema",
+    "deref",
+    "describe",
+    "error_message",
+    "fast_parser",
+    "inline_refs",
+    "load_json",
+    "pointer",
+    "resolve_ref",
+    "scalar_checker",
+    "schema_types",
 ]
 
 SPEC_URI = "urn:qstash-sim:openapi"  # the whole spec's URI in the validators' registry
 _ANNOTATIONS = frozenset(
-    {"description", "title", "default", "examples", "example", "format", "deprecated",
-     "readOnly", "writeOnly", "$comment", "nullable"}
+    {
+        "description",
+        "title",
+        "default",
+        "examples",
+        "example",
+        "format",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "$comment",
+        "nullable",
+    }
 )
 SCALAR_KEYWORDS = frozenset(
-    {"type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-     "minLength", "maxLength", "pattern"}
+    {
+        "type",
+        "enum",
+        "const",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "pattern",
+    }
 )
 _SCALAR_TYPES = frozenset({"string", "integer", "number", "boolean", "null"})
 INT_RE = re.compile(r"[+-]?\d+")
@@ -106,14 +139,21 @@ def describe(schema: Mapping[str, Any]) -> str:
     xlo, xhi = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
     if lo is not None and hi is not None:
         return f"{base} between {lo} and {hi}"
-    bounds = [f">= {lo}" if lo is not None else "", f"> {xlo}" if xlo is not None else "",
-              f"<= {hi}" if hi is not None else "", f"< {xhi}" if xhi is not None else ""]
+    bounds = [
+        f">= {lo}" if lo is not None else "",
+        f"> {xlo}" if xlo is not None else "",
+        f"<= {hi}" if hi is not None else "",
+        f"< {xhi}" if xhi is not None else "",
+    ]
     if any(bounds):
         return f"{base} " + " and ".join(b for b in bounds if b)
     mn, mx = schema.get("minLength"), schema.get("maxLength")
     if mn is not None or mx is not None:
-        span = f"{mn} to {mx}" if mn is not None and mx is not None else (
-            f"at least {mn}" if mn is not None else f"at most {mx}")
+        span = (
+            f"{mn} to {mx}"
+            if mn is not None and mx is not None
+            else (f"at least {mn}" if mn is not None else f"at most {mx}")
+        )
         return f"{base} of {span} characters"
     return base
 
@@ -193,13 +233,16 @@ def fast_parser(schema: Mapping[str, Any]) -> Callable[[str], Any] | None:
             if (mn is not None and len(raw) < mn) or (mx is not None and len(raw) > mx):
                 return INVALID
             return INVALID if rx is not None and rx.search(raw) is None else raw
+
         return parse_str
     if types == ("integer",):
+
         def parse_int(raw: str) -> Any:
             if INT_RE.fullmatch(raw) is None:
                 return INVALID
             v = int(raw)
             return v if check(v) is None else INVALID
+
         return parse_int
     return None
 
@@ -207,25 +250,28 @@ def fast_parser(schema: Mapping[str, Any]) -> Callable[[str], Any] | None:
 def error_message(error: ValidationError) -> tuple[str, str]:
     """(JSON pointer, reason) for a jsonschema error, phrased for a human."""
     path = list(error.absolute_path)
-    kw, inst, val = error.validator, error.instance, error.validator_value
+    # jsonschema types these as "Any | Unset" (unset only on errors built by hand): read them as Any.
+    kw: Any = error.validator
+    inst: Any = error.instance
+    val: Any = error.validator_value
+    sch: Any = error.schema
     if kw == "required" and isinstance(inst, dict):
         missing = [p for p in val if p not in inst]
         return pointer([*path, missing[0] if missing else "?"]), "required property missing"
     if kw == "additionalProperties" and isinstance(inst, dict):
-        known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
-        pats = error.schema.get("patternProperties", {}) if isinstance(error.schema, dict) else {}
+        known = sch.get("properties", {}) if isinstance(sch, dict) else {}
+        pats = sch.get("patternProperties", {}) if isinstance(sch, dict) else {}
         extra = [k for k in inst if k not in known and not any(re.search(p, k) for p in pats)]
         return pointer([*path, extra[0] if extra else "?"]), "unexpected property"
     got = json.dumps(inst, default=str)
     if len(got) > 60:
         got = got[:57] + "..."
     if kw == "type":
-        return pointer(path), f"expected {' or '.join(schema_types(error.schema))}, got {_json_type(inst)}"
+        return pointer(path), f"expected {' or '.join(schema_types(sch))}, got {_json_type(inst)}"
     if kw == "pattern":
         return pointer(path), f"must match {val}, got {got}"
-    if kw in ("enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-              "minLength", "maxLength"):
-        return pointer(path), f"expected {describe(error.schema)}, got {got}"
+    if kw in ("enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength"):
+        return pointer(path), f"expected {describe(sch)}, got {got}"
     if kw in ("minItems", "maxItems"):
         bound = "at least" if kw == "minItems" else "at most"
         return pointer(path), f"expected {bound} {val} item{'s' * (val != 1)}, got {len(inst)}"

@@ -18,13 +18,13 @@ from typing import Any, TypeVar
 from qstash_sim.base.clock import Clock, RealClock, VirtualClock
 from qstash_sim.base.seed import KEYS, MESSAGE, SCHEDULE, Seed
 from qstash_sim.core.feature import ChallengeProvider, Feature, Fired, InboundContext
-from qstash_sim.core.world import World
 from qstash_sim.domain.account import Account, SigningKeys
 from qstash_sim.domain.commands import DEFAULT_ACCOUNT, Caller, PublishCommand, PublishResult, ScheduleCommand
 from qstash_sim.domain.ledger import SCHEDULE_TRIGGER, LedgerEntry
 from qstash_sim.domain.message import FINAL_STATES, EventState, HistoryEvent, Message
 from qstash_sim.domain.queue import Queue
 from qstash_sim.domain.schedule import Schedule
+from qstash_sim.domain.world import World
 from qstash_sim.engine.engine import Engine, SignClock
 from qstash_sim.engine.signing import rotate
 from qstash_sim.engine.transport import (
@@ -84,8 +84,11 @@ class SimulatorCore:
         self.virtual_transport = VirtualTransport(self._respond)
         if transport is None:
             transport = RoutingTransport(
-                RealTransport(timeout_cap_ms=real_timeout_cap_ms), self.virtual_transport, allow=deliver_to,
-                force_virtual=self._force_virtual, divert=self._divert,
+                RealTransport(timeout_cap_ms=real_timeout_cap_ms),
+                self.virtual_transport,
+                allow=deliver_to,
+                force_virtual=self._force_virtual,
+                divert=self._divert,
             )
         self.transport = transport
         self.engine = Engine(
@@ -422,7 +425,11 @@ class SimulatorCore:
         if price is not None:
             self.charge(Caller(account=sched.account), SCHEDULE_TRIGGER, 1, price)
         self.world.journal.add(
-            now, "fire", account=sched.account, message_id=msg.message_id, url=sched.destination,
+            now,
+            "fire",
+            account=sched.account,
+            message_id=msg.message_id,
+            url=sched.destination,
             detail={"scheduleId": sched.schedule_id, "cron": sched.cron, "fireTime": fire_ms},
         )
         self._register(acc, msg)  # the engine submits it itself

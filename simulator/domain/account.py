@@ -30,4 +30,3 @@ class Account:
     schedules: dict[str, Schedule] = field(default_factory=dict)
     dlq: dict[str, DlqEntry] = field(default_factory=dict)
     dedup: dict[str, tuple[str, int]] = field(default_factory=dict)  # dedup id -> (message id, expires ms)
-

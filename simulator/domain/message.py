@@ -107,4 +107,3 @@ class Delivery:
     status: int | None = None  # the answer; None on connection error or timeout
     error: str | None = None
     duration_ms: int = 0
-

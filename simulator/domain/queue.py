@@ -22,4 +22,3 @@ class Queue:
     def lag(self) -> int:
         """Messages not yet delivered or failed."""
         return len(self.waiting) + len(self.active)
-

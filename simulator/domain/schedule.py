@@ -29,4 +29,3 @@ class Schedule:
     next_schedule_time: int | None = None
     last_schedule_states: dict[str, str] = field(default_factory=dict)  # messageId -> IN_PROGRESS|SUCCESS|FAIL
     generation: int = 0  # bumped on overwrite/delete so stale cron events are ignored
-

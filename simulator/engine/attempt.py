@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from qstash_sim.base.seed import JTI
-from qstash_sim.core.world import World
 from qstash_sim.domain.message import FINAL_STATES, Delivery, DlqEntry, EventState, HistoryEvent, Message, MessageState
+from qstash_sim.domain.world import World
 from qstash_sim.engine.retry import RetryDelay, compile_retry_delay, default_backoff_ms, parse_retry_after
 from qstash_sim.engine.signing import sign
 from qstash_sim.engine.transport import OutboundRequest, Outcome
@@ -23,7 +23,6 @@ from qstash_sim.engine.transport import OutboundRequest, Outcome
 __all__ = ["AttemptRules", "Prepared", "Verdict"]
 
 log = logging.getLogger("qstash_sim.engine")
-
 
 
 class Verdict(enum.Enum):
@@ -119,9 +118,7 @@ class AttemptRules:
         if outcome.ok:
             msg.state = MessageState.DELIVERED
             msg.next_delivery_ms = None
-            msg.history.append(
-                HistoryEvent(now, EventState.DELIVERED, retried=retried, response_status=outcome.status)
-            )
+            msg.history.append(HistoryEvent(now, EventState.DELIVERED, retried=retried, response_status=outcome.status))
             self._journal(msg, outcome, Verdict.DELIVERED, retried, now)
             return Verdict.DELIVERED
         error = outcome.error or f"destination answered {outcome.status}"
@@ -190,9 +187,7 @@ class AttemptRules:
         self._dlq_stamp = (now, seq)
         return f"{now}-{seq}"
 
-    def _journal(
-        self, msg: Message, outcome: Outcome, verdict: Verdict, retried: int, now: int, **detail: Any
-    ) -> None:
+    def _journal(self, msg: Message, outcome: Outcome, verdict: Verdict, retried: int, now: int, **detail: Any) -> None:
         self.world.journal.add(
             now,
             "attempt",

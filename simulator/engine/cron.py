@@ -62,7 +62,9 @@ def check_cron(cron: str, where: str, now_ms: int | None = None) -> tuple[str, s
     try:
         _zone(zone)
     except ValueError:
-        raise BadRequest(f"{where}: unknown time zone {zone!r} in CRON_TZ (expected an IANA name such as Europe/Berlin)") from None
+        raise BadRequest(
+            f"{where}: unknown time zone {zone!r} in CRON_TZ (expected an IANA name such as Europe/Berlin)"
+        ) from None
     fields = expr.split()
     if len(fields) != 5:
         raise BadRequest(

@@ -32,11 +32,11 @@ from croniter import croniter
 
 from qstash_sim.base.clock import Clock, VirtualClock
 from qstash_sim.base.durations import to_ms
-from qstash_sim.core.world import World
 from qstash_sim.domain.account import Account
 from qstash_sim.domain.message import FINAL_STATES, EventState, HistoryEvent, Message, MessageState
 from qstash_sim.domain.queue import Queue
 from qstash_sim.domain.schedule import Schedule
+from qstash_sim.domain.world import World
 from qstash_sim.engine.attempt import AttemptRules, Prepared, Verdict
 from qstash_sim.engine.cron import cron_iter
 from qstash_sim.engine.transport import Outcome, Transport
@@ -55,6 +55,7 @@ SignClock = Literal["process", "virtual"] | Clock
 
 class AdvanceLimitError(ValueError):
     """An ``advance`` over :attr:`Engine.max_advance_ms`, or one that ran :attr:`Engine.max_advance_events`."""
+
 
 log = logging.getLogger("qstash_sim.engine")
 
@@ -286,9 +287,7 @@ class Engine:
             await self._drain_now()
         await self._join_inflight()
 
-    async def run_until(
-        self, predicate: Callable[[], bool], limit: timedelta | float | str
-    ) -> bool:
+    async def run_until(self, predicate: Callable[[], bool], limit: timedelta | float | str) -> bool:
         """Advance event by event until ``predicate()`` holds (``True``) or ``limit`` has passed (``False``).
 
         On success the clock stays at the instant the predicate became true.
@@ -365,11 +364,7 @@ class Engine:
             sch = ev.schedule
             assert sch is not None
             acct = self.world.accounts.find(sch.account)
-            return (
-                acct is not None
-                and acct.schedules.get(sch.schedule_id) is sch
-                and sch.generation == ev.generation
-            )
+            return acct is not None and acct.schedules.get(sch.schedule_id) is sch and sch.generation == ev.generation
         msg = ev.msg
         assert msg is not None
         return self._armed.get((msg.account, msg.message_id)) == seq

@@ -210,8 +210,7 @@ class _Parser:
         if len(args) < lo or (hi is not None and len(args) > hi):
             want = f"{lo}" if lo == hi else f"at least {lo}"
             raise ValueError(
-                f"{_HEADER}: function {name.text!r} at position {name.pos} takes {want} argument(s), "
-                f"got {len(args)}"
+                f"{_HEADER}: function {name.text!r} at position {name.pos} takes {want} argument(s), got {len(args)}"
             )
         return ("call", fn, tuple(args))
 
@@ -263,9 +262,7 @@ class RetryDelay:
         except OverflowError:
             return MAX_DELAY_MS
         except (ZeroDivisionError, ValueError) as exc:
-            raise ValueError(
-                f"{_HEADER} {self.source!r} is undefined for retried={retried}: {exc}"
-            ) from None
+            raise ValueError(f"{_HEADER} {self.source!r} is undefined for retried={retried}: {exc}") from None
         if math.isnan(value):
             raise ValueError(f"{_HEADER} {self.source!r} is not a number for retried={retried}")
         if value <= 0:
@@ -295,9 +292,7 @@ RETRY_AFTER_HEADERS = ("Retry-After", "X-RateLimit-Reset", "X-RateLimit-Reset-Re
 _SECONDS = re.compile(r"\d+(?:\.\d+)?")
 
 
-def parse_retry_after(
-    headers: Mapping[str, str | Sequence[str]], now_ms: int | None = None
-) -> int | None:
+def parse_retry_after(headers: Mapping[str, str | Sequence[str]], now_ms: int | None = None) -> int | None:
     """The delay a destination asked for, in ms, or ``None`` when it asked for nothing usable.
 
     Reads, in order, ``Retry-After``, ``X-RateLimit-Reset``, ``X-RateLimit-Reset-Requests`` and

@@ -162,7 +162,10 @@ def scripted_answer(scripted: Outcome, timeout_ms: int) -> Outcome:
     may reuse one object for many requests), or a timeout at ``timeout_ms`` if it takes longer than that."""
     if scripted.duration_ms > timeout_ms:
         return Outcome(
-            status=None, error=f"timeout after {timeout_ms}ms", duration_ms=timeout_ms, virtual=True,
+            status=None,
+            error=f"timeout after {timeout_ms}ms",
+            duration_ms=timeout_ms,
+            virtual=True,
             rule=scripted.rule,
         )
     return Outcome(

@@ -1,0 +1,3 @@
+"""The HTTP layer, surface-agnostic: Surface, the dispatcher, Upstash-* headers to commands, faults, the aiohttp
+adapter.
+"""

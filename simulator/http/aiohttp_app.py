@@ -1,7 +1,7 @@
 """The aiohttp adapter: one catch-all route that hands every request to the :class:`Dispatcher`.
 
-:func:`build_app` builds the application from a list of surfaces (by default the ones qstash-sim serves:
-:func:`default_surfaces`). The adapter turns an ``aiohttp.web.Request`` into an
+:func:`build_app` builds the application from a list of surfaces (``qstash_sim.api.default_surfaces()``:
+the ones qstash-sim serves). The adapter turns an ``aiohttp.web.Request`` into an
 :class:`~qstash_sim.http.surface.InboundRequest` (reading the body within the limits), the dispatcher's
 :class:`~qstash_sim.http.dispatch.Response` into an ``aiohttp.web.Response``, and carries out a fault
 scenario's socket tricks: latency (real time), a dropped or reset connection, a body cut short.
@@ -18,7 +18,6 @@ from typing import Any
 
 from aiohttp import web
 
-from qstash_sim.contract.load import load_spec
 from qstash_sim.core.feature import FiredKind
 from qstash_sim.errors import PayloadTooLarge
 from qstash_sim.http.dispatch import (
@@ -33,18 +32,9 @@ from qstash_sim.http.surface import InboundRequest, Surface
 from qstash_sim.scenarios.loader import MAX_INBOUND_LATENCY_MS
 from qstash_sim.simulator import Simulator
 
-__all__ = ["APP_DISPATCHER", "APP_FAULTS", "APP_SIM", "FaultRunner", "build_app", "default_surfaces"]
+__all__ = ["APP_DISPATCHER", "APP_FAULTS", "APP_SIM", "FaultRunner", "build_app"]
 
 _JSON = "application/json"
-
-
-def default_surfaces(spec: dict[str, Any] | None = None) -> list[Surface]:
-    """The surfaces ``qstash-sim serve`` offers: Sapiom's ``/v1`` and the ``/_sim`` control plane."""
-    from qstash_sim.api.control.surface import control_surface
-    from qstash_sim.api.sapiom_v1.surface import sapiom_surface
-
-    spec = spec if spec is not None else load_spec()
-    return [sapiom_surface(spec), control_surface(spec)]
 
 
 class FaultRunner:
@@ -115,8 +105,9 @@ async def http_errors_as_json(
             raise
         text = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else exc.reason
         headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
-        return web.Response(body=encode_json({"error": text}).encode(), status=exc.status, headers=headers,
-                            content_type=_JSON)
+        return web.Response(
+            body=encode_json({"error": text}).encode(), status=exc.status, headers=headers, content_type=_JSON
+        )
 
 
 APP_SIM: web.AppKey[Simulator] = web.AppKey("sim", Simulator)
@@ -126,20 +117,20 @@ APP_FAULTS: web.AppKey[FaultRunner] = web.AppKey("faults", FaultRunner)
 
 def build_app(
     sim: Simulator,
+    surfaces: Sequence[Surface],
     *,
-    surfaces: Sequence[Surface] | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     strict: bool | None = None,
     read_timeout: float = DEFAULT_READ_TIMEOUT,
     max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
 ) -> web.Application:
-    """The aiohttp application serving ``sim`` through ``surfaces`` (default: :func:`default_surfaces`).
+    """The aiohttp application serving ``sim`` through ``surfaces`` (``qstash_sim.api.default_surfaces()``
+    gives the ones ``qstash-sim serve`` offers).
 
     ``read_timeout``: seconds a request head, then its body, may take to arrive (408 after that; the head
     part needs :func:`qstash_sim.server.start_site`). ``max_header_size``: the HTTP parser's limit on the
     request line and on each header field, in bytes (a larger one is refused with 400).
     """
-    surfaces = list(surfaces) if surfaces is not None else default_surfaces()
     dispatcher = Dispatcher(sim, surfaces, max_body=max_body, read_timeout=read_timeout, strict=strict)
     sim.scenarios.use_contract(dispatcher.fault_statuses())
     faults = FaultRunner()
@@ -156,8 +147,9 @@ def build_app(
             read_body=_body_reader(request),
         )
         response = await dispatcher.dispatch(inbound)
-        out = web.Response(body=response.body, status=response.status, headers=response.headers or None,
-                           content_type=_JSON)
+        out = web.Response(
+            body=response.body, status=response.status, headers=response.headers or None, content_type=_JSON
+        )
         if response.fault is not None:
             return await faults.apply(request, response, out)
         return out

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from qstash_sim.core.feature import Fired, FiredKind
-from qstash_sim.core.journal import JournalEntry
+from qstash_sim.domain.journal import JournalEntry
 from qstash_sim.errors import ApiError, BadRequest, NotFound, PayloadTooLarge
 from qstash_sim.http.surface import Ctx, InboundRequest, Reply, Surface
 
@@ -139,9 +139,12 @@ class Dispatcher:
         self._finish(ctx, entry, response)
         if log.isEnabledFor(logging.INFO):
             log.info(
-                "%s %s -> %s %s(%.1f ms)", request.method, request.raw_path,
+                "%s %s -> %s %s(%.1f ms)",
+                request.method,
+                request.raw_path,
                 entry.status if entry.status is not None else "no answer",
-                f"[{entry.rule}] " if entry.rule else "", (time.perf_counter() - started) * 1000,
+                f"[{entry.rule}] " if entry.rule else "",
+                (time.perf_counter() - started) * 1000,
             )
         return response
 
@@ -161,8 +164,19 @@ class Dispatcher:
         entry.account = caller.account if surface.accounts else None
         if surface.upstash_headers:
             self._unknown_headers(op, request, caller.account, entry)
-        ctx = Ctx(self.sim, surface, request, op, validated.path_params, validated.query, validated.headers,
-                  body, validated.json, caller, entry)
+        ctx = Ctx(
+            self.sim,
+            surface,
+            request,
+            op,
+            validated.path_params,
+            validated.query,
+            validated.headers,
+            body,
+            validated.json,
+            caller,
+            entry,
+        )
         for hook in surface.hooks:
             hook.resolve(ctx)
         reply: Reply | None = None
@@ -196,7 +210,9 @@ class Dispatcher:
         except TimeoutError:
             raise ApiError(
                 f"body: not received within {self.read_timeout:g} s (the server's read timeout); "
-                "send the whole body promptly", status=408, headers={"Connection": "close"},
+                "send the whole body promptly",
+                status=408,
+                headers={"Connection": "close"},
             ) from None
         if len(body) > self.max_body:
             raise PayloadTooLarge(f"body: {len(body)} bytes is over the limit of {self.max_body} bytes")

@@ -21,9 +21,23 @@ from qstash_sim.errors import BadRequest
 # Headers never forwarded by Upstash-Header-Forward: hop-by-hop, credentials of the gateway, payment.
 _NOT_FORWARDED = frozenset(
     {
-        "host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "trailer",
-        "upgrade", "proxy-authorization", "proxy-connection", "authorization", "x-api-key",
-        "x-sapiom-transaction-id", "x-payment", "payment-signature", "content-type", "accept-encoding",
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+        "authorization",
+        "x-api-key",
+        "x-sapiom-transaction-id",
+        "x-payment",
+        "payment-signature",
+        "content-type",
+        "accept-encoding",
     }
 )
 
@@ -136,7 +150,7 @@ def parse_settings(
             _check_header_value(loc, value)
             s.content_type = value
         elif name.startswith("upstash-forward-"):
-            fwd = raw_name[len("upstash-forward-"):]
+            fwd = raw_name[len("upstash-forward-") :]
             if not fwd or not _TOKEN_RE.match(fwd):
                 raise BadRequest(f"{loc}: {fwd!r} is not a valid header name")
             _check_header_value(loc, value)
@@ -215,7 +229,9 @@ def batch_commands(items: Any) -> list[PublishCommand]:
             raise BadRequest(f"{where}: expected an object with destination, headers, body, queue")
         unknown = set(item) - {"destination", "headers", "body", "queue"}
         if unknown:
-            raise BadRequest(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; expected destination, headers, body, queue")
+            raise BadRequest(
+                f"{where}: unknown field(s) {', '.join(sorted(unknown))}; expected destination, headers, body, queue"
+            )
         dest = item.get("destination")
         if not isinstance(dest, str) or not dest:
             raise BadRequest(f"{where}/destination: required, a URL string")
@@ -231,7 +247,9 @@ def batch_commands(items: Any) -> list[PublishCommand]:
         if raw_body is None:
             raw_body = ""
         if not isinstance(raw_body, str):
-            raise BadRequest(f"{where}/body: expected a string (JSON-encode objects first), got {type(raw_body).__name__}")
+            raise BadRequest(
+                f"{where}/body: expected a string (JSON-encode objects first), got {type(raw_body).__name__}"
+            )
         queue = item.get("queue")
         if queue is not None:
             if not isinstance(queue, str):

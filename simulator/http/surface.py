@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from qstash_sim.contract.operation import Operation
 from qstash_sim.contract.router import Contract
-from qstash_sim.core.journal import JournalEntry
 from qstash_sim.domain.commands import Caller
+from qstash_sim.domain.journal import JournalEntry
 from qstash_sim.errors import ContractError
 
 if TYPE_CHECKING:

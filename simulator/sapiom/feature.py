@@ -25,10 +25,11 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from qstash_sim.core.feature import ChallengeRequest, Feature
+from qstash_sim.domain.ledger import SCHEDULE_TRIGGER
 from qstash_sim.errors import ConfigError
 from qstash_sim.sapiom.paygate import PaymentGate, PaymentSettings
 from qstash_sim.sapiom.policy import AuthorizationPolicy
-from qstash_sim.sapiom.prices import MESSAGE_PRICE, SCHEDULE_TRIGGER, describe, price_base_units
+from qstash_sim.sapiom.prices import MESSAGE_PRICE, describe, price_base_units
 from qstash_sim.sapiom.records import PaymentMode
 from qstash_sim.sapiom.transactions import TransactionStore, payment_secret
 from qstash_sim.sapiom.x402 import PaymentTerms, X402Variant, build_challenge
@@ -102,7 +103,9 @@ class SapiomFeature(Feature):
             changes["strict_headers"] = bool(strict_headers)
         new_policy = None
         if policy is not None:
-            new_policy = policy if isinstance(policy, AuthorizationPolicy) else AuthorizationPolicy.from_dict(policy, "policy")
+            new_policy = (
+                policy if isinstance(policy, AuthorizationPolicy) else AuthorizationPolicy.from_dict(policy, "policy")
+            )
         keys = None
         if api_keys is not None:
             keys = frozenset(api_keys)
@@ -177,8 +180,13 @@ class SapiomFeature(Feature):
         amount = request.amount if request.amount is not None else _price_units(request.operation)
         description = request.description or describe(request.operation)
         challenge = build_challenge(
-            X402Variant.parse(request.variant), amount, request.resource_url, description, terms,
-            transaction_id=request.transaction_id, error=request.error,
+            X402Variant.parse(request.variant),
+            amount,
+            request.resource_url,
+            description,
+            terms,
+            transaction_id=request.transaction_id,
+            error=request.error,
         )
         return dict(challenge.headers), challenge.body
 

@@ -243,7 +243,9 @@ class _Check:
         expected_sig = sign_authorization(secret, self.challenge.version, network, auth)
         signature = self.inner.get("signature") if isinstance(self.inner, dict) else None
         if not isinstance(signature, str) or not hmac.compare_digest(signature, expected_sig):
-            raise self.reject("invalid_exact_evm_payload_signature", "/payload/signature does not match the authorization")
+            raise self.reject(
+                "invalid_exact_evm_payload_signature", "/payload/signature does not match the authorization"
+            )
         return price
 
     def reserve(

@@ -163,4 +163,3 @@ class AuthorizationPolicy:
                 what = "" if extra is None else f" (+${extra} for this payment)"
                 return f"budget: {who} spent ${used}{what} of its ${budget} budget"
         return None
-

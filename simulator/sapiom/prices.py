@@ -31,7 +31,6 @@ def to_base_units(amount: Decimal) -> int:
     return int((amount * USDC_BASE_UNITS).to_integral_value())
 
 
-
 #: Every gateway operation (the openapi ``operationId``s) with its unit price in dollars.
 GATEWAY_OPERATIONS: dict[str, Decimal] = {
     "publishMessage": MESSAGE_PRICE,
@@ -51,8 +50,6 @@ GATEWAY_OPERATIONS: dict[str, Decimal] = {
     "pauseSchedule": MANAGEMENT_PRICE,
     "resumeSchedule": MANAGEMENT_PRICE,
 }
-
-
 
 
 _DESCRIPTIONS = {
@@ -106,4 +103,3 @@ def price_base_units(operation: str, quantity: int = 1) -> int:
 def describe(operation: str) -> str:
     """The human label used as the x402 ``description``: ``"QStash publish"``."""
     return _DESCRIPTIONS.get(operation, f"QStash {operation}")
-

@@ -200,4 +200,3 @@ class Transaction:
         if status is TransactionStatus.AUTHORIZED:
             self.authorized_ms = now_ms
         self.history.append(StatusChange(now_ms, status, reason))
-

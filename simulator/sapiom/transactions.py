@@ -29,7 +29,7 @@ from qstash_sim.sapiom.records import (
 from qstash_sim.sapiom.x402 import mint_payload, payer_address, requirement_amount, validate_x402
 
 if TYPE_CHECKING:
-    from qstash_sim.core.ledger import Ledger
+    from qstash_sim.domain.ledger import Ledger
 
 __all__ = ["TransactionStore", "organization_id", "payment_secret"]
 

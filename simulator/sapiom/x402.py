@@ -270,9 +270,7 @@ def validate_x402(x402: Any, path: str = "/x402") -> dict[str, Any]:
         raise BadRequest(f"{path}/x402Version must be the number 1 or 2, got {json.dumps(version)}")
     accepts = x402.get("accepts")
     if not isinstance(accepts, list) or not accepts:
-        raise BadRequest(
-            f"{path}/accepts must be a non-empty array of payment requirements, got {json.dumps(accepts)}"
-        )
+        raise BadRequest(f"{path}/accepts must be a non-empty array of payment requirements, got {json.dumps(accepts)}")
     for i, req in enumerate(accepts):
         if not isinstance(req, dict):
             raise BadRequest(f"{path}/accepts/{i} must be an object, got {json.dumps(req)}")

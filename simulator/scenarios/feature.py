@@ -105,8 +105,9 @@ class ScenariosFeature(Feature):
             self.use_contract(self._contract())
         if isinstance(source, str) and "\n" not in source and not source.lstrip().startswith("{"):
             source = resolve(source)
-        return load_scenario(source, name=name, operations=self.set.operations,
-                             allowed_statuses=self.set.allowed_statuses)
+        return load_scenario(
+            source, name=name, operations=self.set.operations, allowed_statuses=self.set.allowed_statuses
+        )
 
     def parse_text(self, text: str, *, name: str | None = None) -> Scenario:
         """Like :meth:`parse`, but ``text`` is always YAML/JSON text, never a path (the control API's body)."""
@@ -235,6 +236,11 @@ class ScenariosFeature(Feature):
             detail["status"] = step.status
             detail["operations"] = None if step.operations is None else list(step.operations)
         world.journal.add(
-            world.now, "scenario", account=step.account, rule=step.name, outcome=step.kind.value, error=error,
+            world.now,
+            "scenario",
+            account=step.account,
+            rule=step.name,
+            outcome=step.kind.value,
+            error=error,
             detail=detail,
         )

@@ -28,13 +28,19 @@ def _next_midnight_ms(now_ms: int) -> int:
 
 
 def _daily_headers(limit: int, remaining: int, now_ms: int) -> dict[str, str]:
-    return {"RateLimit-Limit": str(limit), "RateLimit-Remaining": str(max(0, remaining)),
-            "RateLimit-Reset": str(_next_midnight_ms(now_ms) // 1000)}
+    return {
+        "RateLimit-Limit": str(limit),
+        "RateLimit-Remaining": str(max(0, remaining)),
+        "RateLimit-Reset": str(_next_midnight_ms(now_ms) // 1000),
+    }
 
 
 def _burst_headers(limit: int, remaining: int, reset_ms: int) -> dict[str, str]:
-    return {"Burst-RateLimit-Limit": str(limit), "Burst-RateLimit-Remaining": str(max(0, remaining)),
-            "Burst-RateLimit-Reset": str(_seconds(reset_ms))}
+    return {
+        "Burst-RateLimit-Limit": str(limit),
+        "Burst-RateLimit-Remaining": str(max(0, remaining)),
+        "Burst-RateLimit-Reset": str(_seconds(reset_ms)),
+    }
 
 
 def rate_limited_answer(action: RateLimited, now_ms: int) -> tuple[dict[str, str], dict[str, str]]:
@@ -73,8 +79,9 @@ class RateLimiter:
         self._day.clear()
 
     def _exhausted(self, account: str, now_ms: int) -> bool:
-        return any(start <= now_ms < _next_midnight_ms(start) and who in (None, account)
-                   for start, who in self.exhaustions)
+        return any(
+            start <= now_ms < _next_midnight_ms(start) and who in (None, account) for start, who in self.exhaustions
+        )
 
     def check(self, account: str, operation: str, now_ms: int) -> tuple[bool, dict[str, str]]:
         """Count one call. ``(True, headers with what remains)`` or ``(False, 429 headers incl. Retry-After)``;

@@ -71,6 +71,7 @@ class ScenarioError(ConfigError):
 
 # ---------------------------------------------------------------------------------------------- durations
 
+
 def _parse_duration(value: str | int) -> int:
     """A scenario duration in milliseconds: ``"6m5s"`` -> ``365000``, ``"1d10h30m"`` -> ``124200000``,
     ``"500ms"`` -> ``500``, ``30`` (a number: seconds, as in ``Upstash-Delay``) -> ``30000``.
@@ -187,8 +188,15 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(scenario_schema())
 
 
-_JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
-               float: "a number", type(None): "null"}
+_JSON_TYPES = {
+    dict: "a mapping",
+    list: "a list",
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    type(None): "null",
+}
 
 
 def _schema_problems(data: Any, report: _Reporter) -> None:
@@ -223,7 +231,8 @@ def _report_schema_error(err: ValidationError, report: _Reporter) -> None:
         if isinstance(err.instance, str) and "properties" in schema:
             props = list(schema["properties"])
             close = [p for p in props if p.startswith(err.instance)] or difflib.get_close_matches(
-                err.instance, props, n=1, cutoff=0.5)
+                err.instance, props, n=1, cutoff=0.5
+            )
             hint = f"; did you mean {{{close[0]}: ...}}?" if close else ""
         report.add(path, f"expected {what}, got {got}{hint}")
     elif err.validator == "minProperties" and not err.instance:
@@ -237,8 +246,15 @@ def _report_schema_error(err: ValidationError, report: _Reporter) -> None:
         report.add(path, err.message)
 
 
-_SCHEMA_TYPES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
-                 "number": "a number", "boolean": "a boolean", "null": "null"}
+_SCHEMA_TYPES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "null": "null",
+}
 
 
 def _as_list(value: Any) -> list[str]:
@@ -337,9 +353,7 @@ class _Builder:
         if status not in allowed:
             scope = f"operation {', '.join(ops)}" if ops else "every operation (no match.operation given)"
             listed = ", ".join(str(s) for s in sorted(allowed)) or "none"
-            self.report.add(
-                path, f"status {status} is not documented for {scope} in openapi.yaml; allowed: {listed}"
-            )
+            self.report.add(path, f"status {status} is not documented for {scope} in openapi.yaml; allowed: {listed}")
 
     # -- pieces
 
@@ -398,8 +412,18 @@ class _Builder:
         match = self.match(r.get("match") or {}, path + ("match",))
         a = r["action"]
         apath = path + ("action",)
-        kinds = [k for k in ("payment_required", "rate_limited", "respond", "drop_connection",
-                             "reset_connection", "malformed_body") if k in a]
+        kinds = [
+            k
+            for k in (
+                "payment_required",
+                "rate_limited",
+                "respond",
+                "drop_connection",
+                "reset_connection",
+                "malformed_body",
+            )
+            if k in a
+        ]
         if len(kinds) > 1:
             self.report.add(apath, f"one action per rule, got {', '.join(kinds)} (latency may be added to any one)")
         action: Action = Pass()
@@ -407,8 +431,11 @@ class _Builder:
             action = self.action(kinds[0], a[kinds[0]], match.operations, apath + (kinds[0],))
         latency = _parse_duration(a["latency"]) if "latency" in a else 0
         if latency > MAX_INBOUND_LATENCY_MS:
-            self.report.add(apath + ("latency",), f"at most {MAX_INBOUND_LATENCY_MS // 1000}s (inbound latency is "
-                            "waited on the real clock); use a destination 'hang' for long virtual delays")
+            self.report.add(
+                apath + ("latency",),
+                f"at most {MAX_INBOUND_LATENCY_MS // 1000}s (inbound latency is "
+                "waited on the real clock); use a destination 'hang' for long virtual delays",
+            )
         w_from = _parse_duration(r["from"]) if "from" in r else None
         w_until = _parse_duration(r["until"]) if "until" in r else None
         if w_from is not None and w_until is not None and w_until <= w_from:

@@ -61,10 +61,20 @@ __all__ = [
 
 # Steps the engine carries out; outages and quota exhaustion are read off the clock by ScenarioSet itself.
 ENGINE_STEP_KINDS = frozenset({StepKind.PAUSE_QUEUE, StepKind.RESUME_QUEUE, StepKind.ROTATE_SIGNING_KEYS})
-_REASONS = {400: "bad request", 401: "unauthorized", 402: "payment required", 404: "not found",
-            405: "method not allowed", 412: "precondition failed", 413: "payload too large",
-            429: "too many requests", 500: "internal server error", 502: "bad gateway",
-            503: "service unavailable", 504: "gateway timeout"}
+_REASONS = {
+    400: "bad request",
+    401: "unauthorized",
+    402: "payment required",
+    404: "not found",
+    405: "method not allowed",
+    412: "precondition failed",
+    413: "payload too large",
+    429: "too many requests",
+    500: "internal server error",
+    502: "bad gateway",
+    503: "service unavailable",
+    504: "gateway timeout",
+}
 
 
 # ---------------------------------------------------------------------------------------------- inputs/outputs
@@ -174,9 +184,7 @@ class ScenarioSet:
         """Validate ``source`` (text, path, shipped name or dict) against this set's contract and add it."""
         if isinstance(source, str) and "\n" not in source and not source.lstrip().startswith("{"):
             source = resolve(source)
-        scenario = load_scenario(
-            source, name=name, operations=self.operations, allowed_statuses=self.allowed_statuses
-        )
+        scenario = load_scenario(source, name=name, operations=self.operations, allowed_statuses=self.allowed_statuses)
         self.add(scenario, now_ms=now_ms)
         return scenario
 
@@ -253,10 +261,19 @@ class ScenarioSet:
             if not allowed:
                 loaded.limiter_denials += 1
                 style = "daily" if "RateLimit-Limit" in headers else "burst"
-                message = ("daily message limit exceeded" if style == "daily"
-                           else "too many requests: burst rate limit exceeded")
-                return Fired(f"{loaded.scenario.name}/rate_limits", FiredKind.RESPOND, 429, headers,
-                             {"error": message}, fired.latency_ms if fired else 0)
+                message = (
+                    "daily message limit exceeded"
+                    if style == "daily"
+                    else "too many requests: burst rate limit exceeded"
+                )
+                return Fired(
+                    f"{loaded.scenario.name}/rate_limits",
+                    FiredKind.RESPOND,
+                    429,
+                    headers,
+                    {"error": message},
+                    fired.latency_ms if fired else 0,
+                )
             extra.update(headers)
         if fired is not None:
             return dataclasses.replace(fired, headers=extra)
@@ -398,30 +415,49 @@ class ScenarioSet:
         out = []
         for loaded in self._loaded.values():
             s = loaded.scenario
-            out.append({
-                "name": s.name,
-                "source": s.source,
-                "description": s.description,
-                "loadedAtMs": loaded.t0_ms,
-                "rules": [
-                    {"name": r.name, "line": r.line, "matched": st.matched, "fired": st.fired,
-                     "expired": r.times is not None and st.fired >= r.times}
-                    for r, st in zip(s.rules, loaded.rules, strict=True)
-                ],
-                "destinations": [
-                    {"name": d.name, "line": d.line, "match": d.match, "deliveries": st.fired, "matched": st.matched,
-                     "probability": d.probability, "times": d.times,
-                     "expired": d.times is not None and st.fired >= d.times}
-                    for d, st in zip(s.destinations, loaded.destinations, strict=True)
-                ],
-                "timeline": [{"atMs": loaded.t0_ms + t.at_ms, "do": t.kind.value, "name": t.name} for t in s.timeline],
-                "rateLimits": None if s.rate_limits is None else {
-                    "perSecond": s.rate_limits.per_second, "perDay": s.rate_limits.per_day,
-                    "operations": None if s.rate_limits.operations is None else list(s.rate_limits.operations),
-                    "denied": loaded.limiter_denials,
-                },
-                "outageHits": loaded.outage_hits,
-            })
+            out.append(
+                {
+                    "name": s.name,
+                    "source": s.source,
+                    "description": s.description,
+                    "loadedAtMs": loaded.t0_ms,
+                    "rules": [
+                        {
+                            "name": r.name,
+                            "line": r.line,
+                            "matched": st.matched,
+                            "fired": st.fired,
+                            "expired": r.times is not None and st.fired >= r.times,
+                        }
+                        for r, st in zip(s.rules, loaded.rules, strict=True)
+                    ],
+                    "destinations": [
+                        {
+                            "name": d.name,
+                            "line": d.line,
+                            "match": d.match,
+                            "deliveries": st.fired,
+                            "matched": st.matched,
+                            "probability": d.probability,
+                            "times": d.times,
+                            "expired": d.times is not None and st.fired >= d.times,
+                        }
+                        for d, st in zip(s.destinations, loaded.destinations, strict=True)
+                    ],
+                    "timeline": [
+                        {"atMs": loaded.t0_ms + t.at_ms, "do": t.kind.value, "name": t.name} for t in s.timeline
+                    ],
+                    "rateLimits": None
+                    if s.rate_limits is None
+                    else {
+                        "perSecond": s.rate_limits.per_second,
+                        "perDay": s.rate_limits.per_day,
+                        "operations": None if s.rate_limits.operations is None else list(s.rate_limits.operations),
+                        "denied": loaded.limiter_denials,
+                    },
+                    "outageHits": loaded.outage_hits,
+                }
+            )
         return out
 
 

@@ -157,7 +157,8 @@ def test_deduplication_id_returns_first_message(client: Client) -> None:
 def test_content_based_deduplication(served: Served, client: Client) -> None:
     a = publish(client, body="same", **{"Upstash-Content-Based-Deduplication": "True"})
     b = client.post(
-        f"{P}/publish/{DEST}", body=b"same",
+        f"{P}/publish/{DEST}",
+        body=b"same",
         headers={"Content-Type": "application/json", "Upstash-Content-Based-Deduplication": "true"},
     )
     assert b.json["messageId"] == a and b.json["deduplicated"] is True
@@ -175,9 +176,7 @@ def test_body_over_limit_is_413_without_reading_it() -> None:
 
     with ServerThread(Simulator(seed=1), max_body=1024) as srv:
         s = socket.create_connection(("127.0.0.1", srv.port))
-        s.sendall(
-            f"POST {P}/publish/{DEST} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n".encode()
-        )
+        s.sendall(f"POST {P}/publish/{DEST} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n".encode())
         data = s.recv(65536)
         s.close()
         c = Client("127.0.0.1", srv.port)
@@ -255,10 +254,17 @@ def test_unknown_queue_is_404(client: Client) -> None:
 
 def test_batch_seed_example(client: Client) -> None:
     items = [
-        {"destination": "https://example.com/webhook-a", "headers": {"Content-Type": "application/json"},
-         "body": '{"event":"order.created","orderId":"ord_1"}'},
-        {"destination": "https://example.com/webhook-b", "headers": {"Content-Type": "application/json"},
-         "body": '{"event":"notification.send","userId":"usr_1"}', "queue": "notifications"},
+        {
+            "destination": "https://example.com/webhook-a",
+            "headers": {"Content-Type": "application/json"},
+            "body": '{"event":"order.created","orderId":"ord_1"}',
+        },
+        {
+            "destination": "https://example.com/webhook-b",
+            "headers": {"Content-Type": "application/json"},
+            "body": '{"event":"notification.send","userId":"usr_1"}',
+            "queue": "notifications",
+        },
     ]
     r = client.post(f"{P}/batch", json_body=items)
     assert r.status == 200
@@ -403,12 +409,19 @@ def test_ledger_prices_from_the_seed(served: Served, client: Client) -> None:
     k = {"x-api-key": "acct1"}
     publish(client, **k)
     client.post(f"{P}/enqueue/q/https://a.com/x", body=b"{}", headers=k)
-    client.post(f"{P}/batch", json_body=[{"destination": "https://a.com/1"}, {"destination": "https://a.com/2"}], headers=k)
+    client.post(
+        f"{P}/batch", json_body=[{"destination": "https://a.com/1"}, {"destination": "https://a.com/2"}], headers=k
+    )
     client.get(f"{P}/queues", headers=k)
     client.post(f"{P}/schedules/https://a.com/x", body=b"{}", headers={**k, "Upstash-Cron": "0 0 * * *"})
     led = client.get("/_sim/ledger?account=acct1").json
     assert Decimal(led["total"]) == Decimal("0.00001") * 4 + Decimal("0.001")
-    assert [e["operation"] for e in led["entries"]] == ["publishMessage", "enqueueMessage", "batchMessages", "listQueues"]
+    assert [e["operation"] for e in led["entries"]] == [
+        "publishMessage",
+        "enqueueMessage",
+        "batchMessages",
+        "listQueues",
+    ]
     assert led["entries"][2]["quantity"] == 2
     # a failed call is not charged
     client.get(f"{P}/queues/missing", headers=k)

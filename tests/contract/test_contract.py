@@ -165,11 +165,18 @@ def headers(**kw: str) -> CIMultiDictProxy[str]:
     return CIMultiDictProxy(CIMultiDict({k.replace("_", "-"): v for k, v in kw.items()}))
 
 
-def validate(contract: Contract, method: str, raw_path: str, *, hdrs: dict[str, str] | None = None,
-             body: bytes = b"", content_type: str | None = None, query: MultiDict[str] | None = None):
+def validate(
+    contract: Contract,
+    method: str,
+    raw_path: str,
+    *,
+    hdrs: dict[str, str] | None = None,
+    body: bytes = b"",
+    content_type: str | None = None,
+    query: MultiDict[str] | None = None,
+):
     op, pp = contract.match(method, raw_path)
-    return op.validate_request(CIMultiDictProxy(CIMultiDict(hdrs or {})), query or MultiDict(), pp, body,
-                               content_type)
+    return op.validate_request(CIMultiDictProxy(CIMultiDict(hdrs or {})), query or MultiDict(), pp, body, content_type)
 
 
 # ------------------------------------------------------------------ loading
@@ -196,8 +203,10 @@ def test_operation_ids_statuses_and_extensions(contract: Contract) -> None:
     assert contract.statuses("batch") == {200}  # 4XX is a range, not expanded
     op = contract.operation("publish")
     assert contract.operations["publish"] is op and list(contract.operations) == list(contract.operation_ids)
-    assert op.extensions == {"x-billing": {"unit": "message"},
-                             "x-header-prefixes": ["Upstash-Callback-", "Upstash-Failure-Callback-"]}
+    assert op.extensions == {
+        "x-billing": {"unit": "message"},
+        "x-header-prefixes": ["Upstash-Callback-", "Upstash-Failure-Callback-"],
+    }
     assert op.method == "POST" and op.path_template == "/v1/qstash/publish/{destination}"
 
 
@@ -215,8 +224,13 @@ def test_duplicate_operation_id_and_bad_schema_are_contract_errors() -> None:
     dup = {"paths": {"/a": {"get": {"operationId": "x"}}, "/b": {"get": {"operationId": "x"}}}}
     with pytest.raises(ContractError, match="'x' used by both GET /a and GET /b"):
         Contract.from_spec(dup)
-    bad = {"paths": {"/a": {"get": {"operationId": "a", "parameters": [
-        {"name": "n", "in": "query", "schema": {"type": "integr"}}]}}}}
+    bad = {
+        "paths": {
+            "/a": {
+                "get": {"operationId": "a", "parameters": [{"name": "n", "in": "query", "schema": {"type": "integr"}}]}
+            }
+        }
+    }
     with pytest.raises(ContractError, match="GET /a n: invalid schema"):
         Contract.from_spec(bad)
 
@@ -265,8 +279,10 @@ def test_404_vs_405(contract: Contract) -> None:
 def test_literal_paths_win_over_templates(contract: Contract) -> None:
     assert contract.match("GET", "/v1/qstash/queues")[0].operation_id == "listQueues"
     assert contract.match("POST", "/v1/qstash/queues/upsert")[0].operation_id == "upsertQueue"
-    assert contract.match("GET", "/v1/qstash/queues/upsert") == (contract.operation("getQueue"),
-                                                                 {"queueName": "upsert"})
+    assert contract.match("GET", "/v1/qstash/queues/upsert") == (
+        contract.operation("getQueue"),
+        {"queueName": "upsert"},
+    )
 
 
 def test_schedules_single_segment_vs_greedy(contract: Contract) -> None:
@@ -275,7 +291,9 @@ def test_schedules_single_segment_vs_greedy(contract: Contract) -> None:
     op, params = contract.match("POST", "/v1/qstash/schedules/https://a.com/b?c=d")
     assert (op.operation_id, params) == ("createSchedule", {"destination": "https://a.com/b?c=d"})
     assert contract.match("PATCH", "/v1/qstash/schedules/scd_1/pause") == (
-        contract.operation("pauseSchedulePatch"), {"scheduleId": "scd_1"})
+        contract.operation("pauseSchedulePatch"),
+        {"scheduleId": "scd_1"},
+    )
     assert contract.match("POST", "/v1/qstash/schedules/scd_1/pause")[0].operation_id == "pauseSchedule"
     assert contract.match("GET", "/v1/qstash/schedules")[0].operation_id == "listSchedules"
     with pytest.raises(MethodNotAllowed) as e:
@@ -287,10 +305,20 @@ def test_schedules_single_segment_vs_greedy(contract: Contract) -> None:
 
 
 def test_headers_are_coerced_case_insensitively(contract: Contract) -> None:
-    req = validate(contract, "POST", "/v1/qstash/publish/https://a.com",
-                   hdrs={"upstash-retries": "3", "UPSTASH-DELAY": "10s", "Upstash-Content-Based-Deduplication": "true",
-                         "Content-Type": "application/json", "Upstash-Forward-X": "1"},
-                   body=b"{not json", content_type="application/json")
+    req = validate(
+        contract,
+        "POST",
+        "/v1/qstash/publish/https://a.com",
+        hdrs={
+            "upstash-retries": "3",
+            "UPSTASH-DELAY": "10s",
+            "Upstash-Content-Based-Deduplication": "true",
+            "Content-Type": "application/json",
+            "Upstash-Forward-X": "1",
+        },
+        body=b"{not json",
+        content_type="application/json",
+    )
     assert req.headers == {"Upstash-Retries": 3, "Upstash-Delay": "10s", "Upstash-Content-Based-Deduplication": True}
     assert req.json is None and req.body_bytes == b"{not json"  # */* body passes through unparsed
     assert req.path_params == {"destination": "https://a.com"}
@@ -307,8 +335,11 @@ def test_headers_are_coerced_case_insensitively(contract: Contract) -> None:
         ("Upstash-Retries", "1.5", 'header Upstash-Retries: expected integer between 0 and 5, got "1.5"'),
         ("Upstash-Delay", "10 s", 'header Upstash-Delay: must match ^[0-9]+[smhd]$, got "10 s"'),
         ("Upstash-Method", "get", 'header Upstash-Method: expected one of "GET", "POST", "PUT", "DELETE", got "get"'),
-        ("Upstash-Content-Based-Deduplication", "yes",
-         'header Upstash-Content-Based-Deduplication: expected boolean, got "yes"'),
+        (
+            "Upstash-Content-Based-Deduplication",
+            "yes",
+            'header Upstash-Content-Based-Deduplication: expected boolean, got "yes"',
+        ),
     ],
 )
 def test_header_messages(contract: Contract, name: str, value: str, message: str) -> None:
@@ -385,11 +416,19 @@ def test_recursive_schema_validates_through_the_registry(contract: Contract) -> 
 
 def test_unknown_upstash_headers_get_suggestions(contract: Contract) -> None:
     op = contract.operation("publish")
-    hdrs = headers(Upstash_Retry="3", Upstash_Forward_Authorization="x", Upstash_Callback_Retries="1",
-                   Upstash_Failure_Callback_Forward_A="b", Upstash_Retries="1", Upstash_Zzz="1", Content_Type="x")
+    hdrs = headers(
+        Upstash_Retry="3",
+        Upstash_Forward_Authorization="x",
+        Upstash_Callback_Retries="1",
+        Upstash_Failure_Callback_Forward_A="b",
+        Upstash_Retries="1",
+        Upstash_Zzz="1",
+        Content_Type="x",
+    )
     assert op.unknown_upstash_headers(hdrs) == [("Upstash-Retry", "Upstash-Retries"), ("Upstash-Zzz", None)]
     assert contract.operation("batch").unknown_upstash_headers(["Upstash-Forward-A", "upstash-delay"]) == [
-        ("upstash-delay", None)]
+        ("upstash-delay", None)
+    ]
 
 
 # ------------------------------------------------------------------ responses and handlers
@@ -403,24 +442,30 @@ def test_validate_response(contract: Contract) -> None:
         "publish 201 body /messageId: required property missing",
     ]
     assert contract.validate_response("POST", path, 500, "application/json", b'{"error": "x"}') == [
-        "publish: status 500 is not documented (documented: 201, 400)"]
+        "publish: status 500 is not documented (documented: 201, 400)"
+    ]
     assert contract.validate_response("POST", path, 201, "text/plain", b"m") == [
-        "publish 201: content type 'text/plain' not documented (documented: application/json)"]
+        "publish 201: content type 'text/plain' not documented (documented: application/json)"
+    ]
     assert contract.validate_response("POST", "/v1/qstash/batch", 429, "application/json", b'{"error": "s"}') == []
     assert contract.validate_response("POST", "/v1/qstash/batch", 429, "application/json", b"{}") == [
-        "batch 429 body /error: required property missing"]
+        "batch 429 body /error: required property missing"
+    ]
     assert contract.validate_response("POST", "/v1/qstash/tree", 204, None, b"") == []
     assert contract.validate_response("POST", "/v1/qstash/tree", 204, "text/plain", b"x") == [
-        "tree 204: body not documented, got 1 bytes"]
+        "tree 204: body not documented, got 1 bytes"
+    ]
 
 
 def test_validate_response_for_router_errors(contract: Contract) -> None:
     assert contract.validate_response("GET", "/nope", 404, "application/json", b'{"error": "no"}') == []
     assert contract.validate_response("PUT", "/v1/qstash/queues/q", 405, "application/json", b'{"error": "x"}') == []
     assert contract.validate_response("GET", "/nope", 404, "application/json", b'{"message": "no"}') == [
-        "GET /nope 404 body /error: required property missing"]
+        "GET /nope 404 body /error: required property missing"
+    ]
     assert contract.validate_response("GET", "/nope", 200, "application/json", b"{}") == [
-        "GET /nope: router answer must be 404, got 200"]
+        "GET /nope: router answer must be 404, got 200"
+    ]
 
 
 def test_check_handlers_both_directions(contract: Contract) -> None:
@@ -428,27 +473,48 @@ def test_check_handlers_both_directions(contract: Contract) -> None:
     ids = set(contract.operation_ids) - {"batch", "tree"} | {"legacyPublish"}
     with pytest.raises(ContractError) as e:
         contract.check_handlers(ids)
-    assert str(e.value) == ("operations without handler: batch, tree; "
-                            "handlers without operation: legacyPublish")
+    assert str(e.value) == ("operations without handler: batch, tree; handlers without operation: legacyPublish")
 
 
 def test_router_errors_per_status_and_common_responses() -> None:
     spec = yaml.safe_load(SPEC_YAML)
-    spec["x-router-errors"] = {"404": {"$ref": "#/components/schemas/Error"},
-                               "413": {"$ref": "#/components/responses/Error"}}
+    spec["x-router-errors"] = {
+        "404": {"$ref": "#/components/schemas/Error"},
+        "413": {"$ref": "#/components/responses/Error"},
+    }
     spec["x-common-responses"] = {"429": {"$ref": "#/components/responses/Error"}}
     c = Contract.from_spec(spec)
     assert c.validate_response("GET", "/nope", 404, "application/json", b'{"error": "x"}') == []
     # 413 is a router answer for any route, documented by the operation or not.
     assert c.validate_response("GET", "/v1/qstash/queues", 413, "application/json", b'{"error": "big"}') == []
     assert c.validate_response("GET", "/v1/qstash/queues", 413, "application/json", b"[]") == [
-        "GET /v1/qstash/queues 413 body: expected object, got array"]
+        "GET /v1/qstash/queues 413 body: expected object, got array"
+    ]
     assert c.statuses("listQueues") == {200, 429}
 
 
 def test_one_of_messages_list_the_alternatives() -> None:
-    spec = {"paths": {"/a": {"post": {"operationId": "a", "requestBody": {"content": {"application/json": {"schema": {
-        "type": "object", "properties": {"by": {"oneOf": [{"type": "string", "maxLength": 3}, {"type": "number"}]}}}}}}}}}}
+    spec = {
+        "paths": {
+            "/a": {
+                "post": {
+                    "operationId": "a",
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "by": {"oneOf": [{"type": "string", "maxLength": 3}, {"type": "number"}]}
+                                    },
+                                }
+                            }
+                        }
+                    },
+                }
+            }
+        }
+    }
     op, _ = Contract.from_spec(spec).match("POST", "/a")
     with pytest.raises(BadRequest) as e:
         op.validate_request({}, {}, {}, b'{"by": true}', "application/json")
@@ -456,9 +522,24 @@ def test_one_of_messages_list_the_alternatives() -> None:
 
 
 def test_query_arrays_without_explode_are_comma_separated() -> None:
-    spec = {"paths": {"/a": {"get": {"operationId": "a", "parameters": [
-        {"name": "ids", "in": "query", "explode": False, "schema": {"type": "array", "items": {"type": "integer"}}},
-        {"name": "ratio", "in": "query", "schema": {"type": "number", "maximum": 1}}]}}}}
+    spec = {
+        "paths": {
+            "/a": {
+                "get": {
+                    "operationId": "a",
+                    "parameters": [
+                        {
+                            "name": "ids",
+                            "in": "query",
+                            "explode": False,
+                            "schema": {"type": "array", "items": {"type": "integer"}},
+                        },
+                        {"name": "ratio", "in": "query", "schema": {"type": "number", "maximum": 1}},
+                    ],
+                }
+            }
+        }
+    }
     op, _ = Contract.from_spec(spec).match("GET", "/a")
     assert op.validate_request({}, {"ids": "1,2, 3", "ratio": "0.5"}, {}, b"").query == {"ids": [1, 2, 3], "ratio": 0.5}
     with pytest.raises(BadRequest, match=r'^query ids: expected integer, got "x"$'):
@@ -493,11 +574,14 @@ def test_real_spec_routes(real: Contract) -> None:
     assert params == {"destination": "https://example.com//a?b=1"}
     assert real.match("GET", "/v1/qstash/schedules/scd_1")[0].path_template == "/v1/qstash/schedules/{scheduleId}"
     assert real.match("POST", "/v1/qstash/schedules/https://a.com/x")[0].path_template == (
-        "/v1/qstash/schedules/{destination}")
+        "/v1/qstash/schedules/{destination}"
+    )
     assert real.match("PATCH", "/v1/qstash/schedules/scd_1/pause")[0].path_template == (
-        "/v1/qstash/schedules/{scheduleId}/pause")
+        "/v1/qstash/schedules/{scheduleId}/pause"
+    )
     assert real.match("POST", "/v1/qstash/schedules/scd_1/pause")[0].path_template == (
-        "/v1/qstash/schedules/{scheduleId}/pause")
+        "/v1/qstash/schedules/{scheduleId}/pause"
+    )
     assert real.match("GET", "/v1/qstash/queues")[0].path_template == "/v1/qstash/queues"
     with pytest.raises(NotFound):
         real.match("GET", "/v1/qstash/nope")
@@ -506,10 +590,23 @@ def test_real_spec_routes(real: Contract) -> None:
 @real_spec
 def test_real_spec_publish_throughput(real: Contract) -> None:
     """Prints match + validate + unknown-header checks per second for publish (run with -s to see it)."""
-    hdrs = CIMultiDictProxy(CIMultiDict({
-        "Host": "127.0.0.1:8080", "User-Agent": "python-httpx", "Accept": "*/*", "Connection": "keep-alive",
-        "Authorization": "Bearer sk_test", "Content-Type": "application/json", "Content-Length": "17",
-        "Upstash-Retries": "3", "Upstash-Delay": "10s", "Upstash-Method": "POST", "Upstash-Forward-X-Trace": "a"}))
+    hdrs = CIMultiDictProxy(
+        CIMultiDict(
+            {
+                "Host": "127.0.0.1:8080",
+                "User-Agent": "python-httpx",
+                "Accept": "*/*",
+                "Connection": "keep-alive",
+                "Authorization": "Bearer sk_test",
+                "Content-Type": "application/json",
+                "Content-Length": "17",
+                "Upstash-Retries": "3",
+                "Upstash-Delay": "10s",
+                "Upstash-Method": "POST",
+                "Upstash-Forward-X-Trace": "a",
+            }
+        )
+    )
     query = MultiDict(b="1")
     raw = "/v1/qstash/publish/https://example.com/hook?b=1"
 

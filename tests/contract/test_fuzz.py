@@ -58,21 +58,33 @@ def _schemathesis_config(path: Path) -> Path:
     import yaml
 
     spec = yaml.safe_load((ROOT / "openapi.yaml").read_text("utf-8"))
-    ids = [op["operationId"] for item in spec["paths"].values() for op in item.values()
-           if isinstance(op, dict) and op.get("x-positive-data-acceptance") is False]
+    ids = [
+        op["operationId"]
+        for item in spec["paths"].values()
+        for op in item.values()
+        if isinstance(op, dict) and op.get("x-positive-data-acceptance") is False
+    ]
     # Unknown headers and query parameters are not errors here (QStash ignores them; the simulator warns):
     # schemathesis must not send them as "invalid" data expecting a 4xx.
     text = "[generation]\nallow-extra-parameters = false\n\n"
-    text += "".join(f'[[operations]]\ninclude-operation-id = "{i}"\n'
-                    "checks.positive_data_acceptance.enabled = false\n\n" for i in ids)
+    text += "".join(
+        f'[[operations]]\ninclude-operation-id = "{i}"\nchecks.positive_data_acceptance.enabled = false\n\n'
+        for i in ids
+    )
     # Operations whose valid input may be refused by a documented, state-dependent limit.
-    extra = {op["operationId"]: op["x-valid-data-statuses"] for item in spec["paths"].values()
-             for op in item.values() if isinstance(op, dict) and op.get("x-valid-data-statuses")}
+    extra = {
+        op["operationId"]: op["x-valid-data-statuses"]
+        for item in spec["paths"].values()
+        for op in item.values()
+        if isinstance(op, dict) and op.get("x-valid-data-statuses")
+    }
     defaults = ["2xx", "3xx", "401", "403", "404", "409", "429"]  # schemathesis defaults, less 5xx
-    text += "".join(f'[[operations]]\ninclude-operation-id = "{i}"\n'
-                    f"checks.positive_data_acceptance.expected-statuses = "
-                    f"{[*defaults, *(str(x) for x in statuses)]!r}\n\n".replace("'", '"')
-                    for i, statuses in extra.items())
+    text += "".join(
+        f'[[operations]]\ninclude-operation-id = "{i}"\n'
+        f"checks.positive_data_acceptance.expected-statuses = "
+        f"{[*defaults, *(str(x) for x in statuses)]!r}\n\n".replace("'", '"')
+        for i, statuses in extra.items()
+    )
     path.write_text(text)
     return path
 
@@ -91,7 +103,11 @@ def _cases(output: str) -> list[tuple[str, set[str], str]]:
 
 def _known(operation: str, codes: set[str], text: str) -> Known | None:
     for k in KNOWN:
-        if re.fullmatch(k.operation, operation) and all(re.fullmatch(k.code, c) for c in codes) and re.search(k.answer, text):
+        if (
+            re.fullmatch(k.operation, operation)
+            and all(re.fullmatch(k.code, c) for c in codes)
+            and re.search(k.answer, text)
+        ):
             return k
     return None
 
@@ -109,11 +125,30 @@ def _env() -> dict[str, str]:
 def base_url() -> Iterator[str]:
     """A ``qstash-sim serve`` subprocess on 127.0.0.1 (virtual clock; /v1/transactions needs ``fuzz-key``)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qstash_sim", "serve", "--port", "0", "--clock", "virtual", "--seed", "1",
-         "--log-level", "error", "--api-key", API_KEY,
-         # fuzzed advances may cross schedules other cases created: keep each one well inside the timeout
-         "--max-advance-events", "20000"],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "qstash_sim",
+            "serve",
+            "--port",
+            "0",
+            "--clock",
+            "virtual",
+            "--seed",
+            "1",
+            "--log-level",
+            "error",
+            "--api-key",
+            API_KEY,
+            # fuzzed advances may cross schedules other cases created: keep each one well inside the timeout
+            "--max-advance-events",
+            "20000",
+        ],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()  # the server prints its address once bound
@@ -135,22 +170,49 @@ def base_url() -> Iterator[str]:
     proc.stdout.close()
 
 
-@pytest.mark.skipif(shutil.which("schemathesis") is None and not (Path(sys.executable).parent / "schemathesis").exists(),
-                    reason="schemathesis is not installed (pip install -e '.[test]')")
+@pytest.mark.skipif(
+    shutil.which("schemathesis") is None and not (Path(sys.executable).parent / "schemathesis").exists(),
+    reason="schemathesis is not installed (pip install -e '.[test]')",
+)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_every_operation_answers_as_documented(base_url: str, seed: int, tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "schemathesis"
     config = _schemathesis_config(tmp_path / "schemathesis.toml")
     argv = [
-        str(exe) if exe.exists() else "schemathesis", "--config-file", str(config), "run", str(ROOT / "openapi.yaml"), "--url", base_url,
-        "--max-examples", str(MAX_EXAMPLES), "--seed", str(seed), "--workers", "1",
-        "--request-timeout", "10", "--no-color", "--generation-database", "none",
-        "--header", f"x-api-key: {API_KEY}",
+        str(exe) if exe.exists() else "schemathesis",
+        "--config-file",
+        str(config),
+        "run",
+        str(ROOT / "openapi.yaml"),
+        "--url",
+        base_url,
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(seed),
+        "--workers",
+        "1",
+        "--request-timeout",
+        "10",
+        "--no-color",
+        "--generation-database",
+        "none",
+        "--header",
+        f"x-api-key: {API_KEY}",
         *(arg for op in KNOWN_EXCLUDED for arg in ("--exclude-operation-id", op)),
     ]
     with tempfile.TemporaryFile("w+") as log:
-        done = subprocess.run(argv, check=False, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
-                              timeout=900 if FULL else 180, env=_env())
+        done = subprocess.run(
+            argv,
+            check=False,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=900 if FULL else 180,
+            env=_env(),
+        )
         log.seek(0)
         output = log.read()
     generated = re.search(r"^ *(\d+) generated", output, re.MULTILINE)  # anchored: the output has 8 KB runs of digits
@@ -163,6 +225,8 @@ def test_every_operation_answers_as_documented(base_url: str, seed: int, tmp_pat
         assert done.returncode == 0, output[-3000:]
         return
     unknown = [(op, codes, text) for op, codes, text in failures if _known(op, codes, text) is None]
-    assert not unknown, "new contract failures:\n\n" + "\n\n".join(f"{op} {sorted(codes)}\n{text[:1500]}" for op, codes, text in unknown)
+    assert not unknown, "new contract failures:\n\n" + "\n\n".join(
+        f"{op} {sorted(codes)}\n{text[:1500]}" for op, codes, text in unknown
+    )
     if done.returncode != 0:
         assert failures, "schemathesis failed without a failing case:\n" + output[-3000:]

@@ -50,7 +50,9 @@ def _noise(sim: Simulator) -> None:
     """Work under another seed before a reset: ids, keys, transactions, jti and fault draws all advance."""
     sim.load_scenario(SCENARIO)
     for i in range(5):
-        sim.publish(Caller(account=f"other-{i}"), PublishCommand(MessageSettings(f"https://flaky.example.com/x{i}"), b"x"))
+        sim.publish(
+            Caller(account=f"other-{i}"), PublishCommand(MessageSettings(f"https://flaky.example.com/x{i}"), b"x")
+        )
     sim.sapiom.store.create("other-0", {}, sim.world.now)
     asyncio.run(_advance(sim, "1h"))
 
@@ -70,8 +72,10 @@ def test_another_seed_gives_another_run() -> None:
 
 def test_reading_keys_or_state_or_creating_a_transaction_does_not_shift_message_ids() -> None:
     def first_ids(sim: Simulator) -> list[str]:
-        return [sim.publish(Caller(), PublishCommand(MessageSettings(f"https://example.com/{i}"))).message_id
-                for i in range(3)]
+        return [
+            sim.publish(Caller(), PublishCommand(MessageSettings(f"https://example.com/{i}"))).message_id
+            for i in range(3)
+        ]
 
     plain = first_ids(Simulator(seed=9))
     busy = Simulator(seed=9)

@@ -53,7 +53,11 @@ class Load:
     accounts: int
 
 
-LOAD = Load(messages=10_000, clients=50, queues=20, accounts=5) if FULL else Load(messages=1_000, clients=10, queues=20, accounts=3)
+LOAD = (
+    Load(messages=10_000, clients=50, queues=20, accounts=5)
+    if FULL
+    else Load(messages=1_000, clients=10, queues=20, accounts=3)
+)
 SEED = 7
 SCENARIO = "lossy-network"
 DROP_RULE = f"{SCENARIO}/drop-2pct"
@@ -122,9 +126,22 @@ class _SinkProtocol(asyncio.Protocol):
 
 async def _start_server() -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "qstash_sim", "serve", "--port", "0", "--clock", "virtual", "--seed", str(SEED),
-        "--log-level", "warning",
-        cwd=ROOT, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "qstash_sim",
+        "serve",
+        "--port",
+        "0",
+        "--clock",
+        "virtual",
+        "--seed",
+        str(SEED),
+        "--log-level",
+        "warning",
+        cwd=ROOT,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
@@ -182,7 +199,9 @@ def _plan(load: Load) -> list[Job]:
     return jobs
 
 
-async def _client(session: aiohttp.ClientSession, base: str, sink_url: str, jobs: list[Job], accepted: Accepted) -> None:
+async def _client(
+    session: aiohttp.ClientSession, base: str, sink_url: str, jobs: list[Job], accepted: Accepted
+) -> None:
     while jobs:
         job = jobs.pop()
         dest = f"{sink_url}/{job.account}/{job.n}"
@@ -220,14 +239,15 @@ async def _run(load: Load) -> dict[str, Any]:
         connector = aiohttp.TCPConnector(limit=load.clients)
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
             text = shipped_scenarios()[SCENARIO].read_text()
-            async with session.post(f"{base}/_sim/scenarios?name={SCENARIO}", data=text,
-                                    headers={"Content-Type": "application/yaml"}) as resp:
+            async with session.post(
+                f"{base}/_sim/scenarios?name={SCENARIO}", data=text, headers={"Content-Type": "application/yaml"}
+            ) as resp:
                 assert resp.status == 200, await resp.text()
             jobs = _plan(load)[::-1]  # clients pop from the end: job 0 goes first
             accepted = Accepted()
-            await asyncio.gather(*(
-                _client(session, base, f"http://127.0.0.1:{sink_port}", jobs, accepted) for _ in range(load.clients)
-            ))
+            await asyncio.gather(
+                *(_client(session, base, f"http://127.0.0.1:{sink_port}", jobs, accepted) for _ in range(load.clients))
+            )
             # Advance until idle: retries back off up to hours, so step a day at a time (bounded).
             for _ in range(30):
                 async with session.post(base + "/_sim/clock/advance", json={"by": "1d"}) as resp:
@@ -237,8 +257,13 @@ async def _run(load: Load) -> dict[str, Any]:
             else:
                 raise AssertionError("still pending after 30 virtual days")
             got: dict[str, Any] = {"accepted": accepted, "sink": sink}
-            for name, path in (("attempts", "/_sim/journal?kind=attempt"), ("requests", "/_sim/journal?kind=request"),
-                               ("state", "/_sim/state"), ("ledger", "/_sim/ledger"), ("scenarios", "/_sim/scenarios")):
+            for name, path in (
+                ("attempts", "/_sim/journal?kind=attempt"),
+                ("requests", "/_sim/journal?kind=request"),
+                ("state", "/_sim/state"),
+                ("ledger", "/_sim/ledger"),
+                ("scenarios", "/_sim/scenarios"),
+            ):
                 async with session.get(base + path) as resp:
                     assert resp.status == 200
                     got[name] = await resp.json()
@@ -306,7 +331,9 @@ def test_nothing_lost_under_load_with_the_lossy_network_scenario() -> None:
     real = [e for e in attempts if e["rule"] is None]
     assert {(e["rule"], e["status"]) for e in scripted} == {(FAIL_SCRIPT, 503)}
     assert all(e["outcome"] in ("retry", "failed") for e in scripted)
-    assert all(e["status"] == 200 and e["outcome"] == "delivered" for e in real), [e for e in real if e["status"] != 200][:3]
+    assert all(e["status"] == 200 and e["outcome"] == "delivered" for e in real), [
+        e for e in real if e["status"] != 200
+    ][:3]
     assert 0.05 * len(attempts) <= len(scripted) <= 0.15 * len(attempts), f"{len(scripted)} of {len(attempts)} scripted"
     assert set(sink.seen) == {(e["messageId"], e["retried"]) for e in real}
     assert max(sink.seen.values()) == 1, [k for k, c in sink.seen.items() if c > 1][:5]
@@ -354,12 +381,18 @@ def test_nothing_lost_under_load_with_the_lossy_network_scenario() -> None:
         charged = sum(price["enqueueMessage" if mid in accepted.queue_of else "publishMessage"] for mid in ids)
         assert Decimal(got["ledger"]["accounts"][acct]) == charged
 
-    summary = (f"nothing-lost[{SCENARIO}, seed {SEED}]: messages={LOAD.messages} clients={LOAD.clients} "
-               f"queues={LOAD.queues} accounts={LOAD.accounts} accepted={len(accepted.account_of)} "
-               f"dropped={dropped} attempts={len(attempts)} scripted503={len(scripted)} "
-               f"delivered={len(delivered)} dlq={failed} lost={len(lost)} duplicated={len(duplicated)} "
-               f"misordered={len(misordered)}")
+    summary = (
+        f"nothing-lost[{SCENARIO}, seed {SEED}]: messages={LOAD.messages} clients={LOAD.clients} "
+        f"queues={LOAD.queues} accounts={LOAD.accounts} accepted={len(accepted.account_of)} "
+        f"dropped={dropped} attempts={len(attempts)} scripted503={len(scripted)} "
+        f"delivered={len(delivered)} dlq={failed} lost={len(lost)} duplicated={len(duplicated)} "
+        f"misordered={len(misordered)}"
+    )
     print(summary)
-    assert (len(lost), len(duplicated), len(misordered)) == (0, 0, 0), (summary, sorted(lost)[:5], duplicated[:5],
-                                                                         misordered[:5])
+    assert (len(lost), len(duplicated), len(misordered)) == (0, 0, 0), (
+        summary,
+        sorted(lost)[:5],
+        duplicated[:5],
+        misordered[:5],
+    )
     assert not unfinished and len(delivered) + failed == LOAD.messages

@@ -14,8 +14,8 @@ from qstash import Receiver
 
 from qstash_sim.base.clock import RealClock, VirtualClock
 from qstash_sim.base.seed import Seed
-from qstash_sim.core.world import World
 from qstash_sim.domain.message import EventState, HistoryEvent, Message, MessageState
+from qstash_sim.domain.world import World
 from qstash_sim.engine.engine import Engine
 from qstash_sim.engine.transport import (
     OutboundRequest,
@@ -94,9 +94,19 @@ def _free_port() -> int:
 def _store(world: World, url: str, body: bytes, **kw: Any) -> Message:
     now = world.now
     fields: dict[str, Any] = dict(
-        message_id="msg_real1", account="acct", url=url, method="PUT", body=body, content_type="text/plain; charset=utf-8",
-        headers={"X-Custom": "v1", "Authorization": "Bearer abc"}, max_retries=1, retry_delay_expr=None,
-        timeout_ms=10_000, created_ms=now, not_before_ms=now, request_id="req_1",
+        message_id="msg_real1",
+        account="acct",
+        url=url,
+        method="PUT",
+        body=body,
+        content_type="text/plain; charset=utf-8",
+        headers={"X-Custom": "v1", "Authorization": "Bearer abc"},
+        max_retries=1,
+        retry_delay_expr=None,
+        timeout_ms=10_000,
+        created_ms=now,
+        not_before_ms=now,
+        request_id="req_1",
     )
     fields.update(kw)
     msg = Message(**fields)
@@ -114,7 +124,7 @@ async def test_engine_delivers_exact_headers_and_body_with_a_valid_signature(des
     transport = RoutingTransport(RealTransport(), VirtualTransport())
     # The PY receiver checks exp/nbf against the wall clock, so this engine signs with real time.
     engine = Engine(world, transport, on_schedule_fire=lambda s, t: None, sign_clock=RealClock())
-    body = "héllo wörld ✓ {\"a\": 1}".encode()
+    body = 'héllo wörld ✓ {"a": 1}'.encode()
     url = dest.url("/hook/path?q=1&r=two")
     msg = _store(world, url, body)
     engine.submit(msg)
@@ -259,7 +269,9 @@ async def test_allow_list_widens_real_delivery() -> None:
 
 def test_allow_patterns_match_host_or_host_and_port() -> None:
     # Only routing decisions: nothing is sent anywhere.
-    rt = RoutingTransport(Spy("real"), Spy("virtual"), allow=["*.example.com", "api.example.org:8443", "https://Svc.Test/"])
+    rt = RoutingTransport(
+        Spy("real"), Spy("virtual"), allow=["*.example.com", "api.example.org:8443", "https://Svc.Test/"]
+    )
     assert rt.is_real("https://a.example.com/x")
     assert rt.is_real("https://b.c.example.com:9000/x")
     assert not rt.is_real("https://example.com/x")
@@ -314,7 +326,12 @@ async def test_routing_divert_answers_some_real_bound_attempts_virtually(dest: D
     second = await routing.send(OutboundRequest(url, "POST", {}, b"2"), 5000)
     assert second.status == 200 and not second.virtual
     third = await routing.send(OutboundRequest(url, "POST", {}, b"3"), 30_000)
-    assert (third.status, third.error, third.duration_ms, third.virtual) == (None, "timeout after 30000ms", 30_000, True)
+    assert (third.status, third.error, third.duration_ms, third.virtual) == (
+        None,
+        "timeout after 30000ms",
+        30_000,
+        True,
+    )
     assert asked == [url] * 3 and [r.body for r in vt.requests] == [b"1", b"3"]
     vt.responder = None
     virtual = await routing.send(OutboundRequest("https://example.com/x", "POST", {}, b""), 1000)  # not asked

@@ -11,10 +11,10 @@ import pytest
 
 from qstash_sim.base.clock import RealClock, VirtualClock
 from qstash_sim.base.seed import Seed
-from qstash_sim.core.world import World
 from qstash_sim.domain.message import EventState, HistoryEvent, Message, MessageState
 from qstash_sim.domain.queue import Queue
 from qstash_sim.domain.schedule import Schedule
+from qstash_sim.domain.world import World
 from qstash_sim.engine.cron import next_cron_ms
 from qstash_sim.engine.engine import AdvanceLimitError, Engine
 from qstash_sim.engine.transport import OutboundRequest, Outcome, VirtualTransport
@@ -161,13 +161,24 @@ async def test_plain_publish_is_delivered_now_with_headers(h: Harness) -> None:
     (d,) = h.world.inbox
     assert d.time_ms == T0 and d.virtual and d.status == 200 and d.body == msg.body
     assert set(d.headers) == {
-        "X-Trace", "Content-Type", "Upstash-Message-Id", "Upstash-Retried", "User-Agent", "Upstash-Signature"
+        "X-Trace",
+        "Content-Type",
+        "Upstash-Message-Id",
+        "Upstash-Retried",
+        "User-Agent",
+        "Upstash-Signature",
     }
     assert d.headers["User-Agent"] == "Upstash-QStash"
     assert d.headers["Upstash-Retried"] == "0"
     assert d.headers["Upstash-Message-Id"] == msg.message_id
     (j,) = h.world.journal.of_kind("attempt")
-    assert (j.message_id, j.retried, j.outcome, j.status, j.request_id) == (msg.message_id, 0, "delivered", 200, "req_1")
+    assert (j.message_id, j.retried, j.outcome, j.status, j.request_id) == (
+        msg.message_id,
+        0,
+        "delivered",
+        200,
+        "req_1",
+    )
     assert h.engine.pending_events == 0
 
 
@@ -194,12 +205,14 @@ async def test_exact_default_backoff_until_dlq(h: Harness) -> None:
 
 
 async def test_retry_after_is_honoured(h: Harness) -> None:
-    answers = iter([
-        Outcome.response(429, headers={"Retry-After": "7"}),
-        Outcome.response(503, headers={"X-RateLimit-Reset": "6m5s"}),
-        Outcome.response(503, headers={"Retry-After": "90000"}),  # over a day: default backoff (n=3)
-        None,
-    ])
+    answers = iter(
+        [
+            Outcome.response(429, headers={"Retry-After": "7"}),
+            Outcome.response(503, headers={"X-RateLimit-Reset": "6m5s"}),
+            Outcome.response(503, headers={"Retry-After": "90000"}),  # over a day: default backoff (n=3)
+            None,
+        ]
+    )
     h.respond(lambda req: next(answers))
     msg = h.message()
     await h.engine.advance("2h")

@@ -51,7 +51,10 @@ def test_retry_delay_expressions(expr: str, retried: int, ms: int) -> None:
 @pytest.mark.parametrize(
     ("expr", "fragment"),
     [
-        ("foo(2)", "unknown function 'foo' at position 0; expected one of pow, exp, sqrt, abs, floor, ceil, round, min, max"),
+        (
+            "foo(2)",
+            "unknown function 'foo' at position 0; expected one of pow, exp, sqrt, abs, floor, ceil, round, min, max",
+        ),
         ("1 + powr(2, 3)", "unknown function 'powr' at position 4"),
         ("retry * 2", "unknown variable 'retry' at position 0"),
         ("2 ^ 3", "unexpected character '^' at position 2"),
@@ -61,7 +64,7 @@ def test_retry_delay_expressions(expr: str, retried: int, ms: int) -> None:
         ("pow(2)", "function 'pow' at position 0 takes 2 argument(s), got 1"),
         ("", "empty expression"),
         ("__import__(1)", "unknown function '__import__'"),
-        ("'os'", "unexpected character \"'\" at position 0"),
+        ("'os'", 'unexpected character "\'" at position 0'),
         ("1; 2", "unexpected character ';'"),
         ("exp", "expected '(' after function 'exp'"),
     ],

@@ -20,7 +20,11 @@ def test_publish_reaches_local_receiver_with_qstash_headers(served: Served, clie
     r = client.post(
         f"{P}/publish/{url}",
         body=body,
-        headers={"Content-Type": "application/json", "Upstash-Forward-X-Order": "42", "Upstash-Forward-Authorization": "Bearer t"},
+        headers={
+            "Content-Type": "application/json",
+            "Upstash-Forward-X-Order": "42",
+            "Upstash-Forward-Authorization": "Bearer t",
+        },
     )
     mid = r.json["messageId"]
     served.settle()  # due now: runs without moving time
@@ -54,9 +58,7 @@ def test_publish_reaches_local_receiver_with_qstash_headers(served: Served, clie
 def test_failing_receiver_sees_qstash_retry_schedule_then_dlq(served: Served, client: Client) -> None:
     failing = Receiver([500])
     try:
-        mid = client.post(
-            f"{P}/publish/{failing.url()}", body=b"x", headers={"Upstash-Retries": "5"}
-        ).json["messageId"]
+        mid = client.post(f"{P}/publish/{failing.url()}", body=b"x", headers={"Upstash-Retries": "5"}).json["messageId"]
         served.settle()
         start = client.get(f"{P}/messages/{mid}").json["createdAt"]
         served.advance("31h")

@@ -141,7 +141,9 @@ def test_oversized_body_with_content_length_is_refused_before_it_is_read(server:
 
 def test_oversized_chunked_body_is_cut_off_at_the_limit(server: ServerThread) -> None:
     chunk = b"10000\r\n" + b"a" * 0x10000 + b"\r\n"
-    data = f"POST {PUBLISH} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode() + chunk * 40 + b"0\r\n\r\n"
+    data = (
+        f"POST {PUBLISH} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode() + chunk * 40 + b"0\r\n\r\n"
+    )
     qstash_error(send_raw(server, data), 413, "over the limit of 1048576 bytes")
     assert_responsive(server)
 
@@ -212,13 +214,16 @@ def test_a_keep_alive_connection_gets_the_head_timeout_for_each_request(server: 
         ("header value over 8190 bytes", request("POST", PUBLISH, b"{}", {"Upstash-Forward-A": "a" * 100_000})),
         ("more than 128 headers", request("POST", PUBLISH, b"{}", {f"X-H{i}": "1" for i in range(300)})),
         ("request line over 8190 bytes", request("POST", PUBLISH + "/" + "a" * 20_000, b"{}")),
-        ("raw non-ASCII byte in the path", (b"POST /v1/qstash/enqueue/q\xff/https://example.com/x HTTP/1.1\r\n"
-                                           b"Host: x\r\nContent-Length: 2\r\n\r\n{}")),
+        (
+            "raw non-ASCII byte in the path",
+            (b"POST /v1/qstash/enqueue/q\xff/https://example.com/x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"),
+        ),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
-def test_oversized_or_malformed_heads_are_refused_by_the_parser(server: ServerThread, what: str, data: bytes,
-                                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_oversized_or_malformed_heads_are_refused_by_the_parser(
+    server: ServerThread, what: str, data: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level("DEBUG"):
         answer = send_raw(server, data)
     qstash_error(answer, 400, "request head: ")
@@ -238,8 +243,9 @@ def test_a_smaller_max_header_size_is_the_limit() -> None:
         assert ok.status == 200
 
 
-@pytest.mark.parametrize("path", ["/v1/transactions/0%F3%B1%BC%9A%0A%C2%8B%C3%AF", "/v1/transactions/a%0Ab",
-                                  "/_sim/nope%0A", "/%0A"])
+@pytest.mark.parametrize(
+    "path", ["/v1/transactions/0%F3%B1%BC%9A%0A%C2%8B%C3%AF", "/v1/transactions/a%0Ab", "/_sim/nope%0A", "/%0A"]
+)
 def test_paths_aiohttp_cannot_route_get_the_json_error(server: ServerThread, path: str) -> None:
     answer = send_raw(server, request("GET", path, headers={"x-api-key": "k"}))
     assert answer.status in (400, 404), (answer.status, answer.body)
@@ -261,8 +267,10 @@ def test_invalid_utf8_percent_encoded_in_a_queue_name_is_refused(server: ServerT
 
 
 def test_invalid_utf8_in_a_forwarded_header_value_is_refused(server: ServerThread) -> None:
-    data = (f"POST {PUBLISH} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n".encode()
-            + b"Upstash-Forward-A: \xff\xfe\r\n\r\n{}")
+    data = (
+        f"POST {PUBLISH} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n".encode()
+        + b"Upstash-Forward-A: \xff\xfe\r\n\r\n{}"
+    )
     qstash_error(send_raw(server, data), 400, "Upstash-Forward-A")
 
 
@@ -287,13 +295,16 @@ def test_a_batch_over_1000_items_is_refused_and_1000_items_under_the_body_limit_
 
 
 def test_crlf_in_a_forwarded_header_value_is_refused(server: ServerThread) -> None:
-    body = json.dumps([{"destination": "https://example.com/x",
-                        "headers": {"Upstash-Forward-A": "a\r\nInjected: 1"}}]).encode()
+    body = json.dumps(
+        [{"destination": "https://example.com/x", "headers": {"Upstash-Forward-A": "a\r\nInjected: 1"}}]
+    ).encode()
     answer = send_raw(server, request("POST", "/v1/qstash/batch", body, {"Content-Type": "application/json"}))
     qstash_error(answer, 400, "body /0/headers/Upstash-Forward-A", "CR, LF")
     # On the wire, a folded header line (obs-fold) cannot smuggle a header either.
-    data = (f"POST {PUBLISH} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n".encode()
-            + b"Upstash-Forward-A: a\r\n Injected: 1\r\n\r\n{}")
+    data = (
+        f"POST {PUBLISH} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n".encode()
+        + b"Upstash-Forward-A: a\r\n Injected: 1\r\n\r\n{}"
+    )
     answer = send_raw(server, data)
     assert answer.status == 400
     assert server.call_soon(lambda: server.sim.messages()) == []
@@ -347,8 +358,10 @@ class HostileSink:
                 await reader.read()
                 return
             if mode == "gigabyte":
-                writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
-                             b"Content-Length: 1073741824\r\n\r\n")
+                writer.write(
+                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+                    b"Content-Length: 1073741824\r\n\r\n"
+                )
             else:  # trickle: an answer whose body never ends
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000000\r\n\r\n")
             chunk = b"x" * 65536
@@ -371,8 +384,15 @@ class HostileSink:
 
 
 def _publish_to(srv: ServerThread, url: str, **headers: str) -> str:
-    answer = send_raw(srv, request("POST", f"/v1/qstash/publish/{url}", b'{"x":1}',
-                                   {"Content-Type": "application/json", "Upstash-Retries": "0", **headers}))
+    answer = send_raw(
+        srv,
+        request(
+            "POST",
+            f"/v1/qstash/publish/{url}",
+            b'{"x":1}',
+            {"Content-Type": "application/json", "Upstash-Retries": "0", **headers},
+        ),
+    )
     assert answer.status == 200, answer.body
     return str(answer.json["messageId"])  # type: ignore[index]
 
@@ -431,6 +451,7 @@ def test_a_reset_to_an_integral_float_instant_is_an_integer(server: ServerThread
     assert answer.status == 200, answer.body
     clock = send_raw(server, request("GET", "/_sim/clock"))
     assert clock.json["now"] == 1768 and isinstance(clock.json["now"], int)  # type: ignore[index]
-    too_late = send_raw(server, request("POST", "/_sim/reset", b'{"now": 253402300800000}',
-                                        {"Content-Type": "application/json"}))
+    too_late = send_raw(
+        server, request("POST", "/_sim/reset", b'{"now": 253402300800000}', {"Content-Type": "application/json"})
+    )
     qstash_error(too_late, 400, "body /now")

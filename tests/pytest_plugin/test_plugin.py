@@ -19,7 +19,7 @@ from qstash_sim.pytest_plugin import QstashSimAssertionError
 pytest_plugins = ["pytester"]
 
 # Helpers the inner tests share: a stdlib publisher (keep-alive off, so nothing is left open).
-CONFTEST = '''
+CONFTEST = """
 import json, urllib.request
 import pytest
 
@@ -37,7 +37,7 @@ def publish(qstash_sim):
         hdrs = {**qstash_sim.headers, **(headers or {})}
         return _post(f"{qstash_sim.url}/publish/{dest}", body or {}, hdrs)["messageId"]
     return do
-'''
+"""
 
 
 @pytest.fixture
@@ -428,7 +428,9 @@ def test_failure_output_is_a_near_miss_report_with_the_seed(tester: pytest.Pytes
         ]
     )
     # the closest candidate is listed first
-    assert out.index("1. POST https://api.example.com/fulfilment") < out.index("2. POST https://api.example.com/send-email")
+    assert out.index("1. POST https://api.example.com/fulfilment") < out.index(
+        "2. POST https://api.example.com/send-email"
+    )
     result.stdout.fnmatch_lines(
         [
             "*expected message msg_* in the DLQ, but it is RETRY, next attempt at 2026-01-01T00:02:40.000Z"

@@ -17,8 +17,7 @@ import pytest
 from qstash_sim.api.sapiom_wire import complete_to_json, transaction_to_json
 from qstash_sim.base.clock import format_ms as iso_time
 from qstash_sim.base.seed import Seed
-from qstash_sim.core.ledger import Ledger
-from qstash_sim.domain.ledger import LedgerEntry
+from qstash_sim.domain.ledger import Ledger, LedgerEntry
 from qstash_sim.errors import BadRequest, ConfigError, Conflict, NotFound, PaymentRequired
 from qstash_sim.sapiom.paygate import PaymentGate, PaymentOK, PaymentRejected, PaymentSettings, verify_payment
 from qstash_sim.sapiom.policy import AuthorizationPolicy, PolicyStep
@@ -152,8 +151,20 @@ def test_every_gateway_operation_is_priced() -> None:
     assert price_base_units("batchMessages", 3) == 30
     assert price("batchMessages", 2) == Decimal("0.00002")
     assert price_base_units("createSchedule") == 0
-    for op in ("getMessage", "cancelMessage", "listQueues", "getQueue", "deleteQueue", "pauseQueue",
-               "resumeQueue", "listSchedules", "getSchedule", "deleteSchedule", "pauseSchedule", "resumeSchedule"):
+    for op in (
+        "getMessage",
+        "cancelMessage",
+        "listQueues",
+        "getQueue",
+        "deleteQueue",
+        "pauseQueue",
+        "resumeQueue",
+        "listSchedules",
+        "getSchedule",
+        "deleteSchedule",
+        "pauseSchedule",
+        "resumeSchedule",
+    ):
         assert price_base_units(op) == 1000, op
 
 
@@ -172,12 +183,20 @@ def test_v1_challenge_is_the_spec_example() -> None:
     assert ch.body == {
         "x402Version": 1,
         "error": "X-PAYMENT header is required",
-        "accepts": [{
-            "scheme": "exact", "network": "base-sepolia", "maxAmountRequired": "1000", "resource": URL,
-            "description": "QStash publish", "mimeType": "application/json",
-            "payTo": "0x1111111111111111111111111111111111111111", "maxTimeoutSeconds": 60,
-            "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "extra": {"name": "USDC", "version": "2"},
-        }],
+        "accepts": [
+            {
+                "scheme": "exact",
+                "network": "base-sepolia",
+                "maxAmountRequired": "1000",
+                "resource": URL,
+                "description": "QStash publish",
+                "mimeType": "application/json",
+                "payTo": "0x1111111111111111111111111111111111111111",
+                "maxTimeoutSeconds": 60,
+                "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+                "extra": {"name": "USDC", "version": "2"},
+            }
+        ],
     }
 
 
@@ -187,12 +206,17 @@ def test_v2_challenge_is_the_spec_example() -> None:
         "x402Version": 2,
         "error": "PAYMENT-SIGNATURE header is required",
         "resource": {"url": URL, "description": "QStash publish", "mimeType": "application/json"},
-        "accepts": [{
-            "scheme": "exact", "network": "eip155:84532", "amount": "1000",
-            "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
-            "payTo": "0x1111111111111111111111111111111111111111", "maxTimeoutSeconds": 60,
-            "extra": {"name": "USDC", "version": "2"},
-        }],
+        "accepts": [
+            {
+                "scheme": "exact",
+                "network": "eip155:84532",
+                "amount": "1000",
+                "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+                "payTo": "0x1111111111111111111111111111111111111111",
+                "maxTimeoutSeconds": 60,
+                "extra": {"name": "USDC", "version": "2"},
+            }
+        ],
     }
 
 
@@ -441,8 +465,9 @@ def test_string_payload_under_x_payment_is_accepted_when_it_is_base64_json() -> 
     tx2 = create(store)
     h2 = paid(store, strict, tx2.id)
     with pytest.raises(PaymentRejected, match="must be sent in PAYMENT-SIGNATURE"):
-        strict.check({TX: tx2.id, "X-PAYMENT": h2["PAYMENT-SIGNATURE"]}, operation="publishMessage",
-                     resource_url=URL, now_ms=NOW)
+        strict.check(
+            {TX: tx2.id, "X-PAYMENT": h2["PAYMENT-SIGNATURE"]}, operation="publishMessage", resource_url=URL, now_ms=NOW
+        )
 
 
 def test_failed_checks_have_no_side_effect_and_release_gives_the_payment_back() -> None:
@@ -630,14 +655,22 @@ def _v2() -> dict[str, Any]:
         ({k: v for k, v in _v2().items() if k != "resource"}, "/x402/resource must be an object"),
         ({**_v2(), "resource": {}}, "/x402/resource/url is missing"),
         ({**_v1(), "accepts": [{**_v1()["accepts"][0], "payTo": ""}]}, "/x402/accepts/0/payTo must be a non-empty"),
-        ({**_v1(), "accepts": [{**_v1()["accepts"][0], "maxAmountRequired": "1.5"}]},
-         "/x402/accepts/0/maxAmountRequired must be a decimal string"),
-        ({**_v2(), "accepts": [{k: v for k, v in _v2()["accepts"][0].items() if k != "amount"}]},
-         "/x402/accepts/0/amount is missing"),
-        ({**_v1(), "accepts": [{k: v for k, v in _v1()["accepts"][0].items() if k != "resource"}]},
-         "/x402/accepts/0/resource is missing"),
-        ({**_v1(), "accepts": [{**_v1()["accepts"][0], "maxTimeoutSeconds": 0}]},
-         "/x402/accepts/0/maxTimeoutSeconds must be a positive integer"),
+        (
+            {**_v1(), "accepts": [{**_v1()["accepts"][0], "maxAmountRequired": "1.5"}]},
+            "/x402/accepts/0/maxAmountRequired must be a decimal string",
+        ),
+        (
+            {**_v2(), "accepts": [{k: v for k, v in _v2()["accepts"][0].items() if k != "amount"}]},
+            "/x402/accepts/0/amount is missing",
+        ),
+        (
+            {**_v1(), "accepts": [{k: v for k, v in _v1()["accepts"][0].items() if k != "resource"}]},
+            "/x402/accepts/0/resource is missing",
+        ),
+        (
+            {**_v1(), "accepts": [{**_v1()["accepts"][0], "maxTimeoutSeconds": 0}]},
+            "/x402/accepts/0/maxTimeoutSeconds must be a positive integer",
+        ),
     ],
 )
 def test_reauthorize_rejects_bad_x402_naming_the_path(x402: Any, fragment: str) -> None:
@@ -676,16 +709,44 @@ def test_transaction_json_is_the_realistic_shape() -> None:
     tx = create(store)
     paid(store, gate, tx.id)
     j = transaction_to_json(tx)
-    for key in ("id", "organizationId", "serviceName", "actionName", "resourceName", "status", "outcome",
-                "requiresPayment", "metadata", "createdAt", "updatedAt", "authorizedAt", "payment", "trace", "costs"):
+    for key in (
+        "id",
+        "organizationId",
+        "serviceName",
+        "actionName",
+        "resourceName",
+        "status",
+        "outcome",
+        "requiresPayment",
+        "metadata",
+        "createdAt",
+        "updatedAt",
+        "authorizedAt",
+        "payment",
+        "trace",
+        "costs",
+    ):
         assert key in j, key
     assert j["status"] == "authorized" and j["requiresPayment"] is True
     assert (j["serviceName"], j["actionName"], j["resourceName"]) == ("messaging", "publish", URL)
     assert j["createdAt"] == iso_time(NOW) and j["createdAt"].endswith("Z")
     assert "acct" not in j["organizationId"]
     pay = j["payment"]
-    for key in ("id", "transactionId", "protocol", "network", "token", "scheme", "amount", "payTo", "payToType",
-                "status", "authorizationPayload", "createdAt", "updatedAt"):
+    for key in (
+        "id",
+        "transactionId",
+        "protocol",
+        "network",
+        "token",
+        "scheme",
+        "amount",
+        "payTo",
+        "payToType",
+        "status",
+        "authorizationPayload",
+        "createdAt",
+        "updatedAt",
+    ):
         assert key in pay, key
     assert (pay["protocol"], pay["token"], pay["amount"], pay["status"]) == ("x402", "USDC", "10", "authorized")
     json.dumps(j)

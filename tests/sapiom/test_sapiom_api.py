@@ -68,8 +68,9 @@ def extract_x402(answer: Answer) -> dict[str, Any]:
 
 def reauthorize(client: Client, tx_id: str, x402: Any, path: str, key: str = KEY) -> Answer:
     meta = {"originalRequest": {"url": path, "method": "POST"}, "httpStatusCode": 402}
-    return client.post(f"/v1/transactions/{tx_id}/reauthorize", json_body={"x402": x402, "metadata": meta},
-                       headers=auth(key))
+    return client.post(
+        f"/v1/transactions/{tx_id}/reauthorize", json_body={"x402": x402, "metadata": meta}, headers=auth(key)
+    )
 
 
 def payment_headers(tx_id: str, payload: Any) -> dict[str, str]:
@@ -129,8 +130,11 @@ def test_create_rejects_wrong_types(client: Client) -> None:
 def test_complete_is_idempotent_and_recorded(client: Client) -> None:
     tx = create_tx(client)
     facts = {"source": "http-client", "version": "v1", "facts": {"status": 200, "statusText": "OK"}}
-    first = client.post(f"/v1/transactions/{tx['id']}/complete", json_body={"outcome": "success", "responseFacts": facts},
-                        headers=auth())
+    first = client.post(
+        f"/v1/transactions/{tx['id']}/complete",
+        json_body={"outcome": "success", "responseFacts": facts},
+        headers=auth(),
+    )
     assert first.status == 200
     assert first.json["transaction"]["status"] == "completed" and first.json["transaction"]["outcome"] == "success"
     assert first.json["factId"].startswith("fact_")
@@ -144,17 +148,29 @@ def test_complete_is_idempotent_and_recorded(client: Client) -> None:
 
 def test_costs_and_facts(client: Client) -> None:
     tx = create_tx(client)
-    est = client.post(f"/v1/transactions/{tx['id']}/costs", headers=auth(),
-                      json_body={"fiatAmount": "0.25", "fiatAssetSymbol": "USD", "isEstimate": True})
+    est = client.post(
+        f"/v1/transactions/{tx['id']}/costs",
+        headers=auth(),
+        json_body={"fiatAmount": "0.25", "fiatAssetSymbol": "USD", "isEstimate": True},
+    )
     assert est.status == 200 and est.json["fiatAmount"] == "0.250000000000000000" and est.json["isActive"]
-    final = client.post(f"/v1/transactions/{tx['id']}/costs", headers=auth(),
-                        json_body={"fiatAmount": "0.2", "supersedesCostId": est.json["id"]})
+    final = client.post(
+        f"/v1/transactions/{tx['id']}/costs",
+        headers=auth(),
+        json_body={"fiatAmount": "0.2", "supersedesCostId": est.json["id"]},
+    )
     assert final.status == 200 and final.json["supersedesCostId"] == est.json["id"]
     costs = client.get(f"/v1/transactions/{tx['id']}", headers=auth()).json["costs"]
     assert [c["isActive"] for c in costs] == [False, True]
-    assert client.post(f"/v1/transactions/{tx['id']}/costs", headers=auth(), json_body={"fiatAmount": "lots"}).status == 400
-    fact = client.post(f"/v1/transactions/{tx['id']}/facts", headers=auth(),
-                       json_body={"source": "s", "version": "v1", "factPhase": "response", "facts": {"a": 1}})
+    assert (
+        client.post(f"/v1/transactions/{tx['id']}/costs", headers=auth(), json_body={"fiatAmount": "lots"}).status
+        == 400
+    )
+    fact = client.post(
+        f"/v1/transactions/{tx['id']}/facts",
+        headers=auth(),
+        json_body={"source": "s", "version": "v1", "factPhase": "response", "facts": {"a": 1}},
+    )
     assert fact.status == 200 and fact.json["success"] is True and fact.json["factId"].startswith("fact_")
     assert client.post(f"/v1/transactions/{tx['id']}/facts", headers=auth(), json_body={"facts": {}}).status == 400
 
@@ -270,7 +286,9 @@ def test_reauthorize_pending_then_authorized_carries_the_payment(client: Client,
     path = publish_path(receiver)
     r = reauthorize(client, tx["id"], extract_x402(client.post(path, body=b"{}", headers={TX: tx["id"]})), path)
     assert r.json["status"] == "pending" and r.json["payment"]["status"] == "pending"
-    too_early = client.post(path, body=b"{}", headers=payment_headers(tx["id"], r.json["payment"]["authorizationPayload"]))
+    too_early = client.post(
+        path, body=b"{}", headers=payment_headers(tx["id"], r.json["payment"]["authorizationPayload"])
+    )
     assert too_early.status == 402 and too_early.json["error"] == "invalid_transaction_state"
     assert client.get(f"/v1/transactions/{tx['id']}", headers=auth()).json["status"] == "pending"
     polled = client.get(f"/v1/transactions/{tx['id']}", headers=auth()).json
@@ -477,8 +495,11 @@ def test_scenario_rules_see_the_transactions_account(client: Client) -> None:
     scenario = {
         "name": "alice-down",
         "rules": [
-            {"name": "alice-503", "match": {"account": KEY, "operation": "publishMessage"},
-             "action": {"respond": {"status": 503, "message": "alice is throttled"}}}
+            {
+                "name": "alice-503",
+                "match": {"account": KEY, "operation": "publishMessage"},
+                "action": {"respond": {"status": 503, "message": "alice is throttled"}},
+            }
         ],
     }
     assert client.post("/_sim/scenarios", json_body=scenario).status == 200

@@ -59,8 +59,9 @@ def sdk() -> Iterator[tuple[Served, Receiver]]:
         assert not errors, f"the server raised internally: {errors!r}"
 
 
-def run_node(script: Path | str, served: Served, *args: str, env: dict[str, str] | None = None,
-             cwd: Path = E2E) -> tuple[int, list[dict[str, Any]], str]:
+def run_node(
+    script: Path | str, served: Served, *args: str, env: dict[str, str] | None = None, cwd: Path = E2E
+) -> tuple[int, list[dict[str, Any]], str]:
     """Run a node script; (exit code, its JSON stdout lines, stderr)."""
     full_env = {
         "PATH": os.environ.get("PATH", ""),
@@ -70,8 +71,15 @@ def run_node(script: Path | str, served: Served, *args: str, env: dict[str, str]
         "SAPIOM_AGENT_NAME": "my-agent",
         **(env or {}),
     }
-    p = subprocess.run([NODE or "node", str(script), *args], check=False, cwd=cwd, env=full_env, capture_output=True,
-                       text=True, timeout=60)
+    p = subprocess.run(
+        [NODE or "node", str(script), *args],
+        check=False,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     lines = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
     return p.returncode, lines, p.stderr
 
@@ -144,18 +152,23 @@ def test_process_order_example_pays_every_call(sdk: tuple[Served, Receiver]) -> 
     # The destinations got exactly the bodies sent.
     served.settle()
     got = sorted((r["path"], r["body"]) for r in receiver.received)
-    assert got == sorted([
-        ("/fulfillment", b'{"orderId":"ord_456","action":"ship"}'),
-        ("/send-email", b'{"orderId":"ord_456","template":"order-confirmation"}'),
-        ("/analytics", b'{"event":"order.completed","orderId":"ord_456"}'),
-        ("/inventory", b'{"action":"decrement","orderId":"ord_456"}'),
-    ])
+    assert got == sorted(
+        [
+            ("/fulfillment", b'{"orderId":"ord_456","action":"ship"}'),
+            ("/send-email", b'{"orderId":"ord_456","template":"order-confirmation"}'),
+            ("/analytics", b'{"event":"order.completed","orderId":"ord_456"}'),
+            ("/inventory", b'{"action":"decrement","orderId":"ord_456"}'),
+        ]
+    )
 
     # The seed's prices: $0.00001 x (1 publish + 1 enqueue + 2 batch items) = $0.00004 for my-agent.
     ledger = served.client.get("/_sim/ledger?agent=my-agent").json
     assert ledger["total"] == "0.00004" and ledger["agents"] == {"my-agent": "0.00004"}
     assert [(e["operation"], e["quantity"]) for e in ledger["entries"]] == [
-        ("publishMessage", 1), ("enqueueMessage", 1), ("batchMessages", 2)]
+        ("publishMessage", 1),
+        ("enqueueMessage", 1),
+        ("batchMessages", 2),
+    ]
     assert {e["transactionId"] for e in ledger["entries"]} == set(steps)
     assert sum(Decimal(c.fiat_amount) for t in txs for c in t.costs) == Decimal("0.00004")
 
@@ -218,9 +231,14 @@ def test_pending_then_authorized(sdk: tuple[Served, Receiver]) -> None:
     wait_for_completions(served, 1)
     [steps] = steps_by_transaction(served).values()
     assert shape(steps) == [
-        "createTransaction", "getTransaction", "getTransaction",  # pending, then authorized
-        "GATEWAY/402", "reauthorizeTransaction", "getTransaction",  # pending payment, then authorized
-        "GATEWAY/200", "completeTransaction",
+        "createTransaction",
+        "getTransaction",
+        "getTransaction",  # pending, then authorized
+        "GATEWAY/402",
+        "reauthorizeTransaction",
+        "getTransaction",  # pending payment, then authorized
+        "GATEWAY/200",
+        "completeTransaction",
     ]
 
 
@@ -260,9 +278,11 @@ def test_replayed_payment_is_refused(sdk: tuple[Served, Receiver]) -> None:
 
     client: Client = served.client
     path = f"/v1/qstash/publish/{receiver.url('/hook')}"
-    replay = client.post(path, body=b'{"hello":"world"}',
-                         headers={TX: tx.id, "X-PAYMENT": b64json(tx.payment.authorization_payload),
-                                  "Content-Type": "application/json"})
+    replay = client.post(
+        path,
+        body=b'{"hello":"world"}',
+        headers={TX: tx.id, "X-PAYMENT": b64json(tx.payment.authorization_payload), "Content-Type": "application/json"},
+    )
     assert replay.status == 402 and replay.json["error"] == "nonce_already_used"
     served.settle()
     assert len(receiver.received) == 1

@@ -82,8 +82,16 @@ def rule_yaml(match: str = "{}", action: str = "{drop_connection: true}", extra:
 
 @pytest.mark.parametrize(
     ("text", "ms"),
-    [("40s", 40_000), ("5m", 300_000), ("6m5s", 365_000), ("1d10h30m", 124_200_000), ("500ms", 500), ("1.5s", 1500),
-     (30, 30_000), ("0", 0)],
+    [
+        ("40s", 40_000),
+        ("5m", 300_000),
+        ("6m5s", 365_000),
+        ("1d10h30m", 124_200_000),
+        ("500ms", 500),
+        ("1.5s", 1500),
+        (30, 30_000),
+        ("0", 0),
+    ],
 )
 def test_parse_duration(text: str | int, ms: int) -> None:
     assert _parse_duration(text) == ms
@@ -146,18 +154,23 @@ def test_unknown_operation_suggests_the_closest_operation_id() -> None:
 def test_undocumented_status_is_rejected_at_load_time_with_its_line() -> None:
     text = rule_yaml("{operation: publishMessage}", "\n      respond: {status: 418}")
     (error,) = errors_of(text)
-    assert error.startswith("<scenario>:4: rules[0].action.respond.status: status 418 is not documented for "
-                            "operation publishMessage in openapi.yaml; allowed: 400, 401")
+    assert error.startswith(
+        "<scenario>:4: rules[0].action.respond.status: status 418 is not documented for "
+        "operation publishMessage in openapi.yaml; allowed: 400, 401"
+    )
 
 
 def test_allowed_statuses_are_per_operation() -> None:
     allowed = {"publishMessage": {402, 429}, "listQueues": {429}, "*": {500}}
-    load_scenario(rule_yaml("{operation: publishMessage}", "{payment_required: {}}"), operations=OPS,
-                  allowed_statuses=allowed)
-    load_scenario(rule_yaml("{operation: listQueues}", "{respond: {status: 500}}"), operations=OPS,
-                  allowed_statuses=allowed)
-    (error,) = errors_of(rule_yaml("{operation: [publishMessage, listQueues]}", "{payment_required: {}}"),
-                         allowed_statuses=allowed)
+    load_scenario(
+        rule_yaml("{operation: publishMessage}", "{payment_required: {}}"), operations=OPS, allowed_statuses=allowed
+    )
+    load_scenario(
+        rule_yaml("{operation: listQueues}", "{respond: {status: 500}}"), operations=OPS, allowed_statuses=allowed
+    )
+    (error,) = errors_of(
+        rule_yaml("{operation: [publishMessage, listQueues]}", "{payment_required: {}}"), allowed_statuses=allowed
+    )
     assert "status 402 is not documented for operation publishMessage, listQueues" in error
     (error,) = errors_of("timeline:\n  - {at: 0s, do: outage_start, status: 504}\n", allowed_statuses=allowed)
     assert error.startswith("<scenario>:2: timeline[0].status: status 504 is not documented")
@@ -165,50 +178,77 @@ def test_allowed_statuses_are_per_operation() -> None:
     per_op = {"publishMessage": {402, 404, 429}, "listQueues": {402, 429}}
     load_scenario(rule_yaml(action="{payment_required: {}}"), allowed_statuses=per_op)
     (error,) = errors_of(rule_yaml(action="{respond: {status: 404}}"), allowed_statuses=per_op)
-    assert error.endswith("status 404 is not documented for every operation (no match.operation given) in "
-                          "openapi.yaml; allowed: 402, 429")
+    assert error.endswith(
+        "status 404 is not documented for every operation (no match.operation given) in openapi.yaml; allowed: 402, 429"
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (rule_yaml(action="{payment_required: {variant: v3}}"),
-         "<scenario>:3: rules[0].action.payment_required.variant: 'v3' is not one of 'v1', 'v2', 'v2-header', "
-         "'wrapped'"),
+        (
+            rule_yaml(action="{payment_required: {variant: v3}}"),
+            "<scenario>:3: rules[0].action.payment_required.variant: 'v3' is not one of 'v1', 'v2', 'v2-header', "
+            "'wrapped'",
+        ),
         (rule_yaml(action="{}"), "<scenario>:3: rules[0].action: must not be empty; expected one of: payment_required"),
-        (rule_yaml(action="drop"), "<scenario>:3: rules[0].action: expected a mapping, got a string; did you mean "
-         "{drop_connection: ...}?"),
-        (rule_yaml(action="{drop_connection: true, respond: {status: 500}}"),
-         "<scenario>:3: rules[0].action: one action per rule, got respond, drop_connection"),
+        (
+            rule_yaml(action="drop"),
+            "<scenario>:3: rules[0].action: expected a mapping, got a string; did you mean {drop_connection: ...}?",
+        ),
+        (
+            rule_yaml(action="{drop_connection: true, respond: {status: 500}}"),
+            "<scenario>:3: rules[0].action: one action per rule, got respond, drop_connection",
+        ),
         (rule_yaml(action="{latency: 5m}"), "<scenario>:3: rules[0].action.latency: at most 30s"),
         (rule_yaml(extra="    from: 5m\n    until: 1m\n"), "<scenario>:5: rules[0].until: must be later than 'from'"),
         (rule_yaml(extra="    probability: 150%\n"), "<scenario>:4: rules[0].probability: '150%' is over 100%"),
-        (rule_yaml(extra="    probability: often\n"),
-         "<scenario>:4: rules[0].probability: 'often' is not a probability"),
+        (
+            rule_yaml(extra="    probability: often\n"),
+            "<scenario>:4: rules[0].probability: 'often' is not a probability",
+        ),
         ("timeline:\n  - at: 5x\n    do: outage_start\n", "<scenario>:2: timeline[0].at: '5x' is not a duration"),
         ("timeline:\n  - at: 1m\n    do: pause_queue\n", "<scenario>:2: timeline[0]: missing required key 'queue'"),
-        ("timeline:\n  - {at: 1m, do: pause_qeue, queue: q}\n",
-         "<scenario>:2: timeline[0].do: 'pause_qeue' is not one"),
-        ("timeline:\n  - {at: 1m, do: outage_stop, status: 500}\n",
-         "<scenario>:2: timeline[0].status: only outage_start takes status"),
-        ("rules:\n  - {name: a, action: {drop_connection: true}}\n  - {name: a, action: {drop_connection: true}}\n",
-         "<scenario>:3: rules[1].name: duplicate rule name 'a' (also rules[0])"),
+        (
+            "timeline:\n  - {at: 1m, do: pause_qeue, queue: q}\n",
+            "<scenario>:2: timeline[0].do: 'pause_qeue' is not one",
+        ),
+        (
+            "timeline:\n  - {at: 1m, do: outage_stop, status: 500}\n",
+            "<scenario>:2: timeline[0].status: only outage_start takes status",
+        ),
+        (
+            "rules:\n  - {name: a, action: {drop_connection: true}}\n  - {name: a, action: {drop_connection: true}}\n",
+            "<scenario>:3: rules[1].name: duplicate rule name 'a' (also rules[0])",
+        ),
         ("rules: []\nrules: []\n", "<scenario>:2: rules: duplicate key"),
         ("rules: [\n", "<scenario>:2: YAML syntax error"),
         ("- 1\n", "<scenario>:1: (top level): expected a mapping at the top level, got a list"),
-        ("rate_limits: {per_secnd: 3}\n",
-         "<scenario>:1: rate_limits.per_secnd: unknown key; did you mean 'per_second'?"),
+        (
+            "rate_limits: {per_secnd: 3}\n",
+            "<scenario>:1: rate_limits.per_secnd: unknown key; did you mean 'per_second'?",
+        ),
         ("destinations:\n  - respond: 200\n", "<scenario>:2: destinations[0]: missing required key 'match'"),
-        ("destinations:\n  - match: '*'\n    respond: 503\n    probability: 150%\n",
-         "<scenario>:4: destinations[0].probability: '150%' is over 100%"),
-        ("destinations:\n  - match: '*'\n    respond: 503\n    probability: 1.5\n",
-         "<scenario>:4: destinations[0].probability: 1.5 is out of range; expected a probability"),
-        ("destinations:\n  - match: '*'\n    probability: sometimes\n    respond: 503\n",
-         "<scenario>:3: destinations[0].probability: 'sometimes' is not a probability"),
-        ("destinations:\n  - match: '*'\n    respond: 503\n    times: 0\n",
-         "<scenario>:4: destinations[0].times: 0 is less than the minimum of 1"),
-        ("destinations:\n  - {match: '*', respond: 503, probabilty: 10%}\n",
-         "<scenario>:2: destinations[0].probabilty: unknown key; did you mean 'probability'?"),
+        (
+            "destinations:\n  - match: '*'\n    respond: 503\n    probability: 150%\n",
+            "<scenario>:4: destinations[0].probability: '150%' is over 100%",
+        ),
+        (
+            "destinations:\n  - match: '*'\n    respond: 503\n    probability: 1.5\n",
+            "<scenario>:4: destinations[0].probability: 1.5 is out of range; expected a probability",
+        ),
+        (
+            "destinations:\n  - match: '*'\n    probability: sometimes\n    respond: 503\n",
+            "<scenario>:3: destinations[0].probability: 'sometimes' is not a probability",
+        ),
+        (
+            "destinations:\n  - match: '*'\n    respond: 503\n    times: 0\n",
+            "<scenario>:4: destinations[0].times: 0 is less than the minimum of 1",
+        ),
+        (
+            "destinations:\n  - {match: '*', respond: 503, probabilty: 10%}\n",
+            "<scenario>:2: destinations[0].probabilty: unknown key; did you mean 'probability'?",
+        ),
     ],
 )
 def test_error_messages(text: str, expected: str) -> None:
@@ -258,8 +298,11 @@ def test_defaults_and_names() -> None:
         ("{queue: 'orders-*'}", ctx(queue="orders-eu"), ctx(queue=None)),
         ("{destination: 'http://*.example.com/*'}", ctx(destination="http://api.example.com/x"), ctx()),
         ("{account: 'team-*'}", ctx(account="team-a"), ctx(account="other")),
-        ("{headers: {x-sapiom-transaction-id: 'tx_*'}}", ctx(headers={"X-Sapiom-Transaction-Id": "tx_1"}),
-         ctx(headers={"X-Sapiom-Transaction-Id": "other"})),
+        (
+            "{headers: {x-sapiom-transaction-id: 'tx_*'}}",
+            ctx(headers={"X-Sapiom-Transaction-Id": "tx_1"}),
+            ctx(headers={"X-Sapiom-Transaction-Id": "other"}),
+        ),
         ("{headers: {X-PAYMENT: null}}", ctx(headers={}), ctx(headers={"x-payment": "abc"})),
         ("{headers: {Upstash-Delay: '*'}}", ctx(headers={"upstash-delay": "10s"}), ctx(headers={})),
         ("{operation: publishMessage, account: a}", ctx(account="a"), ctx("enqueueMessage", account="a")),
@@ -283,8 +326,16 @@ def test_payment_required_v1_is_priced_from_the_price_table() -> None:
     (req,) = body["accepts"]
     assert req["maxAmountRequired"] == "10"  # $0.00001 per message
     assert req["resource"] == f"http://127.0.0.1:8080/v1/qstash/publish/{DEST}"
-    assert {"scheme", "network", "maxAmountRequired", "asset", "payTo", "resource", "description",
-            "maxTimeoutSeconds"} <= set(req)
+    assert {
+        "scheme",
+        "network",
+        "maxAmountRequired",
+        "asset",
+        "payTo",
+        "resource",
+        "description",
+        "maxTimeoutSeconds",
+    } <= set(req)
     management = fire(make(rule_yaml(action="{payment_required: {}}")), ctx("listQueues"))
     assert management is not None and management.body["accepts"][0]["maxAmountRequired"] == "1000"  # $0.001
 
@@ -303,8 +354,10 @@ def test_payment_required_v2_body_and_header_forms() -> None:
 
 
 def test_payment_required_wrapped_carries_the_transaction_and_scenario_defaults() -> None:
-    text = ("payment: {variant: wrapped, network: base, pay_to: '0x2222222222222222222222222222222222222222'}\n"
-            + rule_yaml(action="{payment_required: {error: insufficient_funds}}"))
+    text = (
+        "payment: {variant: wrapped, network: base, pay_to: '0x2222222222222222222222222222222222222222'}\n"
+        + rule_yaml(action="{payment_required: {error: insufficient_funds}}")
+    )
     fired = fire(make(text), ctx(headers={"X-Sapiom-Transaction-Id": "tx_9"}))
     assert fired is not None
     body = fired.body
@@ -349,8 +402,11 @@ def test_respond_with_default_body_message_and_custom_body() -> None:
 
 @pytest.mark.parametrize(
     ("action", "kind"),
-    [("{drop_connection: true}", FiredKind.DROP), ("{reset_connection: true}", FiredKind.RESET),
-     ("{malformed_body: true}", FiredKind.MALFORMED)],
+    [
+        ("{drop_connection: true}", FiredKind.DROP),
+        ("{reset_connection: true}", FiredKind.RESET),
+        ("{malformed_body: true}", FiredKind.MALFORMED),
+    ],
 )
 def test_connection_actions(action: str, kind: FiredKind) -> None:
     fired = fire(make(rule_yaml(action=action)))
@@ -388,7 +444,12 @@ def test_after_fires_from_the_next_call_on_and_times_expires() -> None:
     assert statuses(scenarios, 6) == [None, None, 500, 500, None, None]
     (described,) = scenarios.describe()
     assert described["rules"][0] | {"line": None} == {
-        "name": "rules[0]", "line": None, "matched": 6, "fired": 2, "expired": True}
+        "name": "rules[0]",
+        "line": None,
+        "matched": 6,
+        "fired": 2,
+        "expired": True,
+    }
 
 
 def test_first_firing_rule_wins_but_every_rule_counts_its_matches() -> None:
@@ -441,7 +502,8 @@ def test_reset_zeroes_counters_and_can_restart_the_clock() -> None:
 
 def test_same_seed_same_scenario_same_requests_same_answers() -> None:
     text = shipped_scenarios()["dropped-connections-10pct"].read_text() + rule_yaml(
-        "{operation: enqueueMessage}", "{respond: {status: 503}}", "    probability: 0.5\n").replace("rules:\n", "")
+        "{operation: enqueueMessage}", "{respond: {status: 503}}", "    probability: 0.5\n"
+    ).replace("rules:\n", "")
 
     def run() -> list[tuple[str | None, FiredKind | None]]:
         scenarios, rng = make(text), Seed(42).stream(FAULTS)
@@ -464,8 +526,12 @@ def test_limiter_per_second_windows_roll_on_the_virtual_clock() -> None:
     ok3, h3 = limiter.check("a", "publishMessage", T0 + 999)
     assert (ok1, ok2, ok3) == (True, True, False)
     assert h1["Burst-RateLimit-Remaining"] == "1" and h2["Burst-RateLimit-Remaining"] == "0"
-    assert h3 == {"Burst-RateLimit-Limit": "2", "Burst-RateLimit-Remaining": "0",
-                  "Burst-RateLimit-Reset": str(T0 // 1000 + 1), "Retry-After": "1"}
+    assert h3 == {
+        "Burst-RateLimit-Limit": "2",
+        "Burst-RateLimit-Remaining": "0",
+        "Burst-RateLimit-Reset": str(T0 // 1000 + 1),
+        "Retry-After": "1",
+    }
     assert limiter.check("b", "publishMessage", T0 + 999)[0] is True  # per account
     assert limiter.check("a", "publishMessage", T0 + 1000)[0] is True  # next second
 
@@ -514,18 +580,26 @@ def test_destination_sequence_last_answer_repeats() -> None:
 
 
 def test_destination_fixed_status_headers_kept_verbatim() -> None:
-    text = ("destinations:\n  - name: throttled\n    match: '*'\n    respond:\n      status: 429\n"
-            "      headers: {Retry-After: 6m5s}\n      body: slow down\n")
+    text = (
+        "destinations:\n  - name: throttled\n    match: '*'\n    respond:\n      status: 429\n"
+        "      headers: {Retry-After: 6m5s}\n      body: slow down\n"
+    )
     (a,) = answers(make(text), DEST, 1)
-    assert (a.status, dict(a.headers), a.body, a.rule) == (429, {"Retry-After": "6m5s"}, b"slow down",
-                                                           "scenario/throttled")
+    assert (a.status, dict(a.headers), a.body, a.rule) == (
+        429,
+        {"Retry-After": "6m5s"},
+        b"slow down",
+        "scenario/throttled",
+    )
 
 
 def test_destination_hang_reset_and_non_retryable() -> None:
-    text = ("destinations:\n  - match: '*/slow'\n    respond: {hang: 40s}\n"
-            "  - match: '*/reset'\n    respond: reset\n"
-            "  - match: '*/gone'\n    respond: {non_retryable: true, body: {why: gone}}\n"
-            "  - match: '*/mix'\n    respond: [reset, {hang: 1m, status: 503}, 200]\n")
+    text = (
+        "destinations:\n  - match: '*/slow'\n    respond: {hang: 40s}\n"
+        "  - match: '*/reset'\n    respond: reset\n"
+        "  - match: '*/gone'\n    respond: {non_retryable: true, body: {why: gone}}\n"
+        "  - match: '*/mix'\n    respond: [reset, {hang: 1m, status: 503}, 200]\n"
+    )
     scenarios = make(text)
     (slow,) = answers(scenarios, "http://h/slow", 1)
     assert (slow.hang_ms, slow.status, slow.reset) == (40_000, 200, False)
@@ -572,15 +646,21 @@ def test_destination_probability_same_seed_same_hits() -> None:
     assert hits[0] == 503 and set(hits[1:]) == {502}  # the sequence advances on hits only
     (listed,) = scenarios.describe()[0]["destinations"]
     assert (listed["matched"], listed["deliveries"], listed["probability"], listed["expired"]) == (
-        1000, len(hits), 0.1, False)
+        1000,
+        len(hits),
+        0.1,
+        False,
+    )
     assert listed["line"] == 2 and listed["name"] == "scenario/coin"
 
 
 def test_destination_probability_draws_once_per_matching_entry_and_a_miss_falls_through() -> None:
-    text = ("destinations:\n"
-            "  - {match: 'http://h/*', probability: 50%, respond: 500}\n"
-            "  - {match: 'http://h/*', probability: 0.5, respond: 502}\n"
-            "  - {match: 'http://h/always', respond: 200}\n")
+    text = (
+        "destinations:\n"
+        "  - {match: 'http://h/*', probability: 50%, respond: 500}\n"
+        "  - {match: 'http://h/*', probability: 0.5, respond: 502}\n"
+        "  - {match: 'http://h/always', respond: 200}\n"
+    )
     scenarios, rng, mirror = make(text), random.Random(5), random.Random(5)
     statuses = []
     for _ in range(200):
@@ -602,8 +682,10 @@ def test_destination_probability_draws_once_per_matching_entry_and_a_miss_falls_
 
 
 def test_destination_times_expires_then_falls_through_and_routing_follows() -> None:
-    text = ("destinations:\n  - {match: '*/hook', times: 2, respond: [503, 429]}\n"
-            "  - {match: '*/hook', probability: 100%, times: 1, respond: 500}\n")
+    text = (
+        "destinations:\n  - {match: '*/hook', times: 2, respond: [503, 429]}\n"
+        "  - {match: '*/hook', probability: 100%, times: 1, respond: 500}\n"
+    )
     scenarios = make(text)
     assert scenarios.scripted(DEST, T0)  # certain until it has answered twice
     assert [a.status if a else None for a in answers(scenarios, DEST, 2)] == [503, 429]
@@ -611,7 +693,9 @@ def test_destination_times_expires_then_falls_through_and_routing_follows() -> N
     assert [a.status if a else None for a in answers(scenarios, DEST, 2)] == [500, None]
     listed = scenarios.describe()[0]["destinations"]
     assert [(d["matched"], d["deliveries"], d["expired"], d["times"]) for d in listed] == [
-        (4, 2, True, 2), (2, 1, True, 1)]
+        (4, 2, True, 2),
+        (2, 1, True, 1),
+    ]
 
 
 def test_scripted_is_certain_scripts_only() -> None:
@@ -657,8 +741,10 @@ async def test_probabilistic_scripts_divert_loopback_attempts_with_one_draw_each
 async def test_responder_plugs_into_the_virtual_transport() -> None:
     from qstash_sim.engine.transport import OutboundRequest, VirtualTransport
 
-    text = ("destinations:\n  - {match: '*/slow', respond: {hang: 40s}}\n"
-            "  - {match: '*/flaky', respond: [reset, {status: 429, headers: {Retry-After: 6m5s}}, 200]}\n")
+    text = (
+        "destinations:\n  - {match: '*/slow', respond: {hang: 40s}}\n"
+        "  - {match: '*/flaky', respond: [reset, {status: 429, headers: {Retry-After: 6m5s}}, 200]}\n"
+    )
     scenarios = make(text)
     transport = VirtualTransport(scenarios.responder(lambda: T0, lambda: random.Random(0)))
 
@@ -680,11 +766,13 @@ async def test_responder_plugs_into_the_virtual_transport() -> None:
 
 
 def test_timeline_parsing_and_absolute_times() -> None:
-    text = ("timeline:\n"
-            "  - {at: 10m, do: resume_queue, queue: orders}\n"
-            "  - {at: 1m, do: pause_queue, queue: orders, account: acct}\n"
-            "  - {at: 20m, do: rotate_signing_keys}\n"
-            "  - {at: 30m, do: exhaust_quota, account: acct}\n")
+    text = (
+        "timeline:\n"
+        "  - {at: 10m, do: resume_queue, queue: orders}\n"
+        "  - {at: 1m, do: pause_queue, queue: orders, account: acct}\n"
+        "  - {at: 20m, do: rotate_signing_keys}\n"
+        "  - {at: 30m, do: exhaust_quota, account: acct}\n"
+    )
     scenarios = make(text, now_ms=T0)
     steps = scenarios.timeline_steps()
     assert [(at - T0, s.kind, s.queue, s.account) for at, s in steps] == [
@@ -699,8 +787,10 @@ def test_timeline_parsing_and_absolute_times() -> None:
 
 
 def test_outage_window_answers_503_then_stops() -> None:
-    text = ("timeline:\n  - {at: 1m, do: outage_start, status: 502, operations: [publishMessage]}\n"
-            "  - {at: 2m, do: outage_stop}\n")
+    text = (
+        "timeline:\n  - {at: 1m, do: outage_start, status: 502, operations: [publishMessage]}\n"
+        "  - {at: 2m, do: outage_stop}\n"
+    )
     scenarios = make(text)
     rng = random.Random(0)
     assert scenarios.match_inbound(ctx(), T0 + 59_999, rng) is None
@@ -752,9 +842,17 @@ def test_default_allowed_statuses_match_the_brief() -> None:
 def test_library_ships_every_file_through_the_package() -> None:
     shipped = shipped_scenarios()
     assert set(shipped) == {
-        "payment-required-first-call", "payment-required-always", "burst-rate-limit", "daily-quota-exhausted",
-        "flaky-destination", "destination-down", "slow-destination-timeout", "gateway-outage-5m",
-        "dropped-connections-10pct", "readme-example", "lossy-network",
+        "payment-required-first-call",
+        "payment-required-always",
+        "burst-rate-limit",
+        "daily-quota-exhausted",
+        "flaky-destination",
+        "destination-down",
+        "slow-destination-timeout",
+        "gateway-outage-5m",
+        "dropped-connections-10pct",
+        "readme-example",
+        "lossy-network",
     }
     for name, path in shipped.items():
         assert path.read_text().startswith("# "), f"{name} needs a top comment saying what it does"
@@ -853,7 +951,10 @@ def test_lib_daily_quota_exhausted() -> None:
     denied = fire(scenarios)
     assert denied is not None and denied.status == 429
     assert {k: denied.headers[k] for k in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")} == {
-        "RateLimit-Limit": "1000", "RateLimit-Remaining": "0", "RateLimit-Reset": str(MIDNIGHT_S)}
+        "RateLimit-Limit": "1000",
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": str(MIDNIGHT_S),
+    }
     assert fire(scenarios, ctx("listQueues")) is None
     after = fire(scenarios, now_ms=MIDNIGHT_S * 1000)
     assert after is not None and after.kind is FiredKind.PASS and after.headers["RateLimit-Remaining"] == "999"

@@ -45,7 +45,9 @@ def load_shipped(client: Client, name: str) -> Answer:
     return r
 
 
-def one_shot(port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
+def one_shot(
+    port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> Any:
     """One request on a fresh connection, no retry: an ``Answer`` or the connection error's class."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
@@ -109,7 +111,11 @@ def test_readme_example_end_to_end(served: Served, client: Client, receiver: Rec
     assert [e["responseStatus"] for e in m["history"] if e["state"] in ("ERROR", "DELIVERED")] == [503, 503, 200]
     assert receiver.received == []
     inbox = client.get("/_sim/deliveries").json["deliveries"]
-    assert [(d["url"], d["virtual"], d["status"]) for d in inbox] == [(url, True, 503), (url, True, 503), (url, True, 200)]
+    assert [(d["url"], d["virtual"], d["status"]) for d in inbox] == [
+        (url, True, 503),
+        (url, True, 503),
+        (url, True, 200),
+    ]
 
     rules = [(e["operation"], e["status"], e["rule"]) for e in journal(client) if e["operation"] == "publishMessage"]
     assert rules == [
@@ -232,7 +238,10 @@ def test_gateway_outage_5m(served: Served, client: Client) -> None:
     served.advance("1s")
     assert client.post(f"{P}/publish/{VIRTUAL_DEST}", body=b"x").status == 200
     steps = journal(client, "scenario")
-    assert [(s["time"] - DEFAULT_START_MS, s["outcome"]) for s in steps] == [(0, "outage_start"), (300_000, "outage_stop")]
+    assert [(s["time"] - DEFAULT_START_MS, s["outcome"]) for s in steps] == [
+        (0, "outage_start"),
+        (300_000, "outage_stop"),
+    ]
     assert {e["rule"] for e in journal(client) if e["status"] == 503} == {"gateway-outage-5m/timeline[0]"}
 
 
@@ -268,8 +277,9 @@ def test_dropped_connections_10pct_reproducible_per_seed() -> None:
     assert other != dropped
 
 
-def test_lossy_network_drops_publishes_and_fails_a_tenth_of_loopback_attempts(served: Served, client: Client,
-                                                                              receiver: Receiver) -> None:
+def test_lossy_network_drops_publishes_and_fails_a_tenth_of_loopback_attempts(
+    served: Served, client: Client, receiver: Receiver
+) -> None:
     """Probabilistic rules and destinations together: a dropped publish creates nothing, a scripted 503 is a
     virtual attempt that never reaches the loopback receiver, every other attempt does, for real."""
     load_shipped(client, "lossy-network")
@@ -338,7 +348,9 @@ rules:
     assert (e["listSchedules"]["status"], e["listSchedules"]["rule"]) == (500, "kinds/teapot-ish")
 
 
-def test_latency_is_waited_in_real_time_bounded_and_the_handler_runs(app_served: tuple[Served, web.Application]) -> None:
+def test_latency_is_waited_in_real_time_bounded_and_the_handler_runs(
+    app_served: tuple[Served, web.Application],
+) -> None:
     served, app = app_served
     waits: list[float] = []
 
@@ -372,9 +384,9 @@ def test_fault_hook_runs_before_every_other_before_hook(app_served: tuple[Served
 
 
 def test_timeline_pauses_resumes_and_rotates_on_the_virtual_clock(served: Served, client: Client) -> None:
-    mid = client.post(
-        f"{P}/enqueue/orders/{VIRTUAL_DEST}", body=b"x", headers={"Upstash-Delay": "90s"}
-    ).json["messageId"]
+    mid = client.post(f"{P}/enqueue/orders/{VIRTUAL_DEST}", body=b"x", headers={"Upstash-Delay": "90s"}).json[
+        "messageId"
+    ]
     keys_before = client.get("/_sim/signing-keys").json
     text = """
 name: ops
@@ -395,7 +407,10 @@ timeline:
     served.advance("3m")
     keys_after = client.get("/_sim/signing-keys").json
     assert keys_after["current"] == keys_before["next"] and keys_after["next"] != keys_before["next"]
-    steps = [(s["time"] - DEFAULT_START_MS, s["outcome"], s["detail"].get("accounts"), s["error"]) for s in journal(client, "scenario")]
+    steps = [
+        (s["time"] - DEFAULT_START_MS, s["outcome"], s["detail"].get("accounts"), s["error"])
+        for s in journal(client, "scenario")
+    ]
     assert steps == [
         (60_000, "pause_queue", ["default"], None),
         (120_000, "resume_queue", ["default"], None),
@@ -419,8 +434,9 @@ def test_unloading_a_scenario_drops_its_pending_steps(served: Served, client: Cl
 
 def test_scenarios_control_api(served: Served, client: Client) -> None:
     assert client.get("/_sim/scenarios").json == {"scenarios": []}
-    info = load(client, "rules:\n  - {name: r, match: {operation: getQueue}, action: {respond: {status: 503}}}\n",
-                name="mine").json
+    info = load(
+        client, "rules:\n  - {name: r, match: {operation: getQueue}, action: {respond: {status: 503}}}\n", name="mine"
+    ).json
     assert info["name"] == "mine" and info["keep"] is False and info["loadedAtMs"] == DEFAULT_START_MS
     assert client.get(f"{P}/queues/q").status == 503
     assert client.get("/_sim/scenarios").json["scenarios"][0]["rules"][0]["fired"] == 1
@@ -434,10 +450,14 @@ def test_scenarios_control_api(served: Served, client: Client) -> None:
 
 
 def test_load_errors_are_400_with_line_numbers(served: Served, client: Client) -> None:
-    text = "name: bad\nrules:\n  - match: {operaton: publishMessage}\n    nth: zero\n    action: {drop_connection: true}\n"
+    text = (
+        "name: bad\nrules:\n  - match: {operaton: publishMessage}\n    nth: zero\n    action: {drop_connection: true}\n"
+    )
     r = load(client, text)
     assert r.status == 400
-    assert r.json["errors"][0].startswith("<scenario>:3: rules[0].match.operaton: unknown key; did you mean 'operation'?")
+    assert r.json["errors"][0].startswith(
+        "<scenario>:3: rules[0].match.operaton: unknown key; did you mean 'operation'?"
+    )
     assert r.json["errors"][1].startswith("<scenario>:4: rules[0].nth:")
     assert r.error == "\n".join(r.json["errors"])
     r = load(client, "rules:\n  - action: {respond: {status: 418}}\n", name="teapot")
@@ -466,7 +486,9 @@ def test_python_api_validates_against_the_contract(served: Served) -> None:
     from qstash_sim.scenarios.loader import ScenarioError
 
     def bad() -> None:
-        served.sim.load_scenario({"rules": [{"match": {"operation": "simHealth"}, "action": {"respond": {"status": 503}}}]})
+        served.sim.load_scenario(
+            {"rules": [{"match": {"operation": "simHealth"}, "action": {"respond": {"status": 503}}}]}
+        )
 
     with pytest.raises(ScenarioError, match="unknown operation 'simHealth'"):
         served.on_loop(bad)
@@ -516,7 +538,9 @@ def test_same_seed_same_scenario_same_requests_same_journal_bytes() -> None:
 
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "qstash_sim", *args], check=False, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "qstash_sim", *args], check=False, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_check_command_good_and_bad_files(tmp_path: Path) -> None:
@@ -526,7 +550,10 @@ def test_check_command_good_and_bad_files(tmp_path: Path) -> None:
     bad.write_text("name: bad\nrules:\n  - match: {operation: publishMesage}\n    action: {drop_connection: true}\n")
     r = _cli("check", str(bad))
     assert r.returncode == 1
-    assert f"{bad}:3: rules[0].match.operation: unknown operation 'publishMesage'; did you mean 'publishMessage'?" in r.stderr
+    assert (
+        f"{bad}:3: rules[0].match.operation: unknown operation 'publishMesage'; did you mean 'publishMessage'?"
+        in r.stderr
+    )
 
 
 def test_serve_with_a_bad_scenario_exits_2_with_file_line(tmp_path: Path) -> None:
@@ -544,9 +571,25 @@ def test_serve_with_scenarios_answers_faults_and_takes_the_scenario_seed(tmp_pat
     seeded = tmp_path / "seeded.yaml"
     seeded.write_text("name: seeded\nseed: 42\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qstash_sim", "serve", "--port", "0", "--clock", "virtual", "--log-level", "warning",
-         "--scenario", "gateway-outage-5m", "--scenario", str(seeded)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "qstash_sim",
+            "serve",
+            "--port",
+            "0",
+            "--clock",
+            "virtual",
+            "--log-level",
+            "warning",
+            "--scenario",
+            "gateway-outage-5m",
+            "--scenario",
+            str(seeded),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

@@ -1,1 +1,1 @@
-"""control"""
+"""The /_sim control plane surface."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from qstash_sim import __version__
 from qstash_sim.api import wire as serialize
 from qstash_sim.base.clock import VirtualClock, format_ms
+from qstash_sim.base.version import __version__
 from qstash_sim.engine.engine import AdvanceLimitError
 from qstash_sim.errors import BadRequest
 from qstash_sim.http.surface import Ctx, Reply
@@ -29,7 +29,12 @@ def _account(ctx: Ctx) -> str:
 async def health(ctx: Ctx) -> Reply:
     """GET /_sim/health"""
     return Reply(
-        {"ok": True, "version": __version__, "seed": ctx.sim.seed, "clock": "virtual" if ctx.sim.clock.is_virtual else "real"}
+        {
+            "ok": True,
+            "version": __version__,
+            "seed": ctx.sim.seed,
+            "clock": "virtual" if ctx.sim.clock.is_virtual else "real",
+        }
     )
 
 
@@ -72,7 +77,9 @@ async def journal(ctx: Ctx) -> Reply:
     entries = [
         serialize.journal_entry(e)
         for e in ctx.sim.world.journal
-        if e.seq > since and (kind is None or e.kind == kind) and (account is None or e.account == account)
+        if e.seq > since
+        and (kind is None or e.kind == kind)
+        and (account is None or e.account == account)
         and e is not ctx.entry
     ]
     return Reply({"entries": entries})
@@ -108,7 +115,9 @@ async def clock_advance(ctx: Ctx) -> Reply:
     except AdvanceLimitError as exc:  # over the span (nothing ran), or stopped at the event cap (kept)
         raise BadRequest(f"body /by: {exc}") from None
     except (TypeError, ValueError) as exc:
-        raise BadRequest(f"body /by: expected a duration such as 31h, 1d10h30m or a number of seconds ({exc})") from None
+        raise BadRequest(
+            f"body /by: expected a duration such as 31h, 1d10h30m or a number of seconds ({exc})"
+        ) from None
     return Reply(_clock(ctx))
 
 

@@ -13,6 +13,7 @@ from qstash_sim.sapiom.records import Transaction
 def _body(ctx: Ctx) -> dict[str, Any]:
     return ctx.json if isinstance(ctx.json, dict) else {}
 
+
 async def sim_payment_get(ctx: Ctx) -> Reply:
     """GET /_sim/payment"""
     return Reply(ctx.sim.sapiom.to_json())
@@ -43,7 +44,12 @@ def _sim_transaction(tx: Transaction) -> dict[str, Any]:
         agentId=tx.agent_id,
         polls=tx.polls,
         completions=[
-            {"time": c.time_ms, "outcome": c.outcome, "statusBefore": c.status_before.value, "responseFacts": c.response_facts}
+            {
+                "time": c.time_ms,
+                "outcome": c.outcome,
+                "statusBefore": c.status_before.value,
+                "responseFacts": c.response_facts,
+            }
             for c in tx.completions
         ],
         history=[{"time": h.time_ms, "status": h.status.value, "reason": h.reason} for h in tx.history],

@@ -1,1 +1,1 @@
-"""sapiom_v1"""
+"""Sapiom's /v1 surface: the messaging gateway and the Sapiom API."""

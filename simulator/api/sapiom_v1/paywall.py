@@ -62,7 +62,10 @@ class Paywall(Hook):
         quantity = len(ctx.json) if operation == "batchMessages" and isinstance(ctx.json, list) else 1
         try:
             ok = ctx.sim.sapiom.gate.check(
-                ctx.headers, operation=operation, resource_url=ctx.request.url, now_ms=ctx.sim.world.now,
+                ctx.headers,
+                operation=operation,
+                resource_url=ctx.request.url,
+                now_ms=ctx.sim.world.now,
                 quantity=quantity,
             )
         except PaymentRequired as exc:

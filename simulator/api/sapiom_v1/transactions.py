@@ -87,7 +87,10 @@ async def complete_transaction(ctx: Ctx) -> Reply:
     account = _account(ctx)
     body = _body(ctx)
     tx, fact = ctx.sim.sapiom.store.complete(
-        ctx.params["transactionId"], body.get("outcome"), body.get("responseFacts"), ctx.sim.world.now,
+        ctx.params["transactionId"],
+        body.get("outcome"),
+        body.get("responseFacts"),
+        ctx.sim.world.now,
         account=account,
     )
     ctx.entry.detail["transactionId"] = tx.id

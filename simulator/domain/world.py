@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from qstash_sim.base.seed import FAULTS, KEYS, Seed
-from qstash_sim.core.journal import Journal
-from qstash_sim.core.ledger import Ledger
 from qstash_sim.domain.account import Account, SigningKeys
+from qstash_sim.domain.journal import Journal
+from qstash_sim.domain.ledger import Ledger
 from qstash_sim.domain.message import Delivery
 
 if TYPE_CHECKING:
