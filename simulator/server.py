@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from qstash_sim.api import default_surfaces
 from qstash_sim.http.aiohttp_app import APP_DISPATCHER, build_app
 from qstash_sim.http.dispatch import DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT
 from qstash_sim.http.protocol import DEFAULT_MAX_HEADER_SIZE, AppRunner
+from qstash_sim.http.surface import Surface
 from qstash_sim.simulator import Simulator
 
 T = TypeVar("T")
@@ -73,8 +74,10 @@ class ServerThread:
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
         configure: Callable[[web.Application], None] | None = None,
+        surfaces: Sequence[Surface] | None = None,
     ) -> None:
         self.sim = sim
+        self.surfaces = surfaces  # None: qstash_sim.api.default_surfaces()
         self.host = host
         self.port = port
         self.max_body = max_body
@@ -97,7 +100,8 @@ class ServerThread:
         """Start serving; returns once the socket is bound."""
         self._thread = threading.Thread(target=self._run, name="qstash-sim-server", daemon=True)
         self._thread.start()
-        self._ready.wait(30)
+        if not self._ready.wait(30):
+            raise TimeoutError("qstash-sim: the server thread did not bind its socket within 30 s")
         if self._error is not None:
             raise self._error
         return self
@@ -108,7 +112,7 @@ class ServerThread:
         async def boot() -> None:
             app = build_app(
                 self.sim,
-                default_surfaces(),
+                self.surfaces if self.surfaces is not None else default_surfaces(),
                 max_body=self.max_body,
                 read_timeout=self.read_timeout,
                 max_header_size=self.max_header_size,
