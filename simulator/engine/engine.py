@@ -441,7 +441,12 @@ class Engine:
             if ev.kind == _ATTEMPT:
                 assert ev.msg is not None
                 self._armed.pop((ev.msg.account, ev.msg.message_id), None)
-                prepared = self._prepare(ev.msg)
+                try:
+                    prepared = self._prepare(ev.msg)
+                except Exception as exc:  # a bug building the request fails this attempt only
+                    self._caught(f"preparing {ev.msg.message_id}", exc)
+                    self._apply(ev.msg, Outcome(status=None, error=f"internal error: {type(exc).__name__}"))
+                    continue
                 if prepared is not None:
                     pending.append(prepared)
                 continue
@@ -453,11 +458,15 @@ class Engine:
                 assert ev.msg is not None and ev.outcome is not None
                 self._armed.pop((ev.msg.account, ev.msg.message_id), None)
                 self._apply(ev.msg, ev.outcome)
-            elif ev.kind == _CALL:
-                assert ev.call is not None
-                ev.call()
             else:
-                self._fire(ev)
+                try:
+                    if ev.kind == _CALL:
+                        assert ev.call is not None
+                        ev.call()
+                    else:
+                        self._fire(ev)
+                except Exception as exc:  # one bad event (a bug) must not stop the others due with it
+                    self._caught("running an event", exc)
         if pending:
             await self._send_and_apply(pending)
 
@@ -477,6 +486,11 @@ class Engine:
                 self._armed[(p.msg.account, p.msg.message_id)] = seq
             else:
                 self._apply(p.msg, outcome)
+
+    def _caught(self, what: str, exc: Exception) -> None:
+        log.error("engine error while %s: %s: %s", what, type(exc).__name__, exc)
+        exc.__traceback__ = None  # keep the error, not every frame (and message) it references
+        self.errors.append(exc)
 
     async def _safe_send(self, p: Prepared) -> Outcome:
         try:
@@ -510,7 +524,15 @@ class Engine:
         return self._rules.start(msg, now, sign_now)
 
     def _apply(self, msg: Message, outcome: Outcome) -> None:
-        verdict = self._rules.apply(msg, outcome, self.now)
+        """Apply one outcome. Whatever the destination answered, the message ends delivered, retrying,
+        failed (in the DLQ) or cancelled: an error while applying it (a bug) fails the attempt instead."""
+        try:
+            verdict = self._rules.apply(msg, outcome, self.now)
+        except Exception as exc:
+            self._caught(f"applying the answer to {msg.message_id}", exc)
+            verdict = self._rules.apply(
+                msg, Outcome(status=None, error=f"internal error: {type(exc).__name__}"), self.now
+            )
         if verdict is Verdict.RETRY:
             assert msg.next_delivery_ms is not None
             self._arm(msg, msg.next_delivery_ms)

@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from qstash_sim.base.durations import parse_duration
@@ -315,11 +316,15 @@ def parse_retry_after(headers: Mapping[str, str | Sequence[str]], now_ms: int | 
     return None
 
 
+_MAX_LEN = 64  # longer values are not a delay anyone means: ignored (a 400-digit number once overflowed)
+
+
 def _parse_one(value: str, now_ms: int | None) -> int | None:
-    if not value:
+    if not value or len(value) > _MAX_LEN:
         return None
     if _SECONDS.fullmatch(value):
-        return int(float(value) * 1000)
+        ms = Decimal(value) * 1000
+        return int(ms) if ms <= MAX_DELAY_MS else MAX_DELAY_MS + 1  # over a day: the caller ignores it
     try:
         return parse_duration(value)
     except ValueError:
@@ -328,8 +333,8 @@ def _parse_one(value: str, now_ms: int | None) -> int | None:
         return None
     try:
         dt = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if dt.tzinfo is None:  # RFC 1123 dates are GMT
+            return None
+        return max(0, int(dt.timestamp() * 1000) - now_ms)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if dt.tzinfo is None:  # RFC 1123 dates are GMT
-        return None
-    return max(0, int(dt.timestamp() * 1000) - now_ms)

@@ -260,6 +260,13 @@ class _Check:
             raise self.reject("unknown_transaction", f"{TX_HEADER} {tx_id!r} names no transaction")
         nonce = self.auth.get("nonce")
         pay = tx.payment
+        resource = pay.accepted.get("resource") if pay is not None and pay.nonce == nonce else None
+        if isinstance(resource, str) and resource != self.challenge.resource_url:
+            # a payment minted for one request does not pay for another (x402 v1 carries no resource itself)
+            raise self.reject(
+                "invalid_payment_requirements",
+                f"the payment was minted for {json.dumps(resource)}, not {json.dumps(self.challenge.resource_url)}",
+            )
         if pay is None or pay.nonce != nonce:
             if any(p.nonce == nonce and p.status is PaymentStatus.SETTLED for p in tx.payments):
                 raise self.reject("nonce_already_used", f"nonce {nonce} was already used")
@@ -335,16 +342,21 @@ class PaymentGate:
         if mode is PaymentMode.OFF or amount == 0:
             ok = PaymentOK(amount=amount, transaction=tx)
         elif mode is PaymentMode.TRANSACTION:
-            if tx is None or tx.status is not TransactionStatus.AUTHORIZED:
-                reason = (
-                    "missing_transaction_id"
-                    if not tx_id
-                    else ("unknown_transaction" if tx is None else "invalid_transaction_state")
-                )
+            # One authorized transaction pays for one billed call (the SDK creates one per request).
+            if tx is None or tx.status is not TransactionStatus.AUTHORIZED or tx.gateway_calls > 0:
+                if not tx_id:
+                    reason = "missing_transaction_id"
+                elif tx is None:
+                    reason = "unknown_transaction"
+                else:
+                    reason = "transaction_already_used" if tx.gateway_calls > 0 else "invalid_transaction_state"
                 ch = self.challenge(operation, resource_url, quantity=quantity, transaction_id=tx_id, error=reason)
-                why = f"{TX_HEADER} must name an authorized transaction" + (
-                    f" ({tx.id} is {tx.status.value})" if tx is not None else ""
+                state = (
+                    f"{tx.id} already paid for a call"
+                    if tx is not None and tx.gateway_calls
+                    else (f"{tx.id} is {tx.status.value}" if tx is not None else "")
                 )
+                why = f"{TX_HEADER} must name an authorized transaction not used yet" + (f" ({state})" if state else "")
                 raise PaymentRequired(why, headers=ch.headers, body=ch.body)
             ok = PaymentOK(amount=amount, transaction=tx)
         else:
@@ -355,6 +367,7 @@ class PaymentGate:
         if paying is not None:
 
             def attach_cost(now: int) -> None:
+                paying.gateway_calls += 1
                 self.store.record_charge(paying, operation, quantity, now)
 
             ok.on_commit = attach_cost

@@ -173,6 +173,7 @@ class Transaction:
     completions: list[CompletionRecord] = field(default_factory=list)
     costs: list[CostRecord] = field(default_factory=list)
     facts: list[FactRecord] = field(default_factory=list)
+    gateway_calls: int = 0  # billed gateway calls this transaction paid for (transaction mode: at most one)
 
     @property
     def agent(self) -> str | None:

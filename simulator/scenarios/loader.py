@@ -50,6 +50,9 @@ from qstash_sim.scenarios.model import (
 __all__ = [
     "DEFAULT_ALLOWED_STATUSES",
     "MAX_INBOUND_LATENCY_MS",
+    "MAX_SCENARIO_BYTES",
+    "MAX_SCENARIO_DEPTH",
+    "MAX_SCENARIO_NODES",
     "ScenarioError",
     "load_scenario",
     "scenario_schema",
@@ -59,6 +62,12 @@ __all__ = [
 DEFAULT_ALLOWED_STATUSES: dict[str, set[int]] = {"*": {400, 401, 402, 404, 405, 412, 413, 429, 500, 502, 503, 504}}
 # Inbound latency is served on the real clock (a test waits for it), so it is bounded.
 MAX_INBOUND_LATENCY_MS = 30_000
+# Bounds of one scenario document, whatever reads it (file, control API, marker): a real scenario is a few
+# KB, a few hundred values deep at most. Past them the document is refused before it can cost memory: an
+# alias bomb (``&a [*b, *b, ...]`` nested) would otherwise expand to gigabytes from a few hundred bytes.
+MAX_SCENARIO_BYTES = 1024 * 1024
+MAX_SCENARIO_NODES = 20_000  # values read, aliases counted each time they are used
+MAX_SCENARIO_DEPTH = 64
 
 
 class ScenarioError(ConfigError):
@@ -84,24 +93,53 @@ def _parse_duration(value: str | int) -> int:
 # ---------------------------------------------------------------------------------------------- YAML with lines
 
 Path_: TypeAlias = tuple[str | int, ...]
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
     """Parse YAML and remember the line of every key: ``"a:\\n  b: 1"`` -> ``({"a": {"b": 1}}, {(): 1, ("a",): 1,
-    ("a", "b"): 2})``. Duplicate keys are an error (PyYAML would silently keep the last)."""
+    ("a", "b"): 2})``. Duplicate keys are an error (PyYAML would silently keep the last).
+
+    Bounded: at most :data:`MAX_SCENARIO_BYTES` of text, :data:`MAX_SCENARIO_NODES` values (an alias counts
+    every time it is used, so an alias bomb stops within milliseconds) and :data:`MAX_SCENARIO_DEPTH` levels.
+    """
+    if len(text) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(
+            [f"{source}: {len(text)} characters is over the limit of {MAX_SCENARIO_BYTES} for a scenario"]
+        )
     try:
-        loader = yaml.SafeLoader(text)  # checks the characters first: a control character raises here
+        # libyaml's loader when PyYAML has it: fast, and it refuses absurd nesting in its scanner.
+        loader = _LOADER(text)  # checks the characters first: a control character raises here
     except yaml.YAMLError as exc:
         raise ScenarioError([f"{source}:1: YAML syntax error: {' '.join(str(exc).split())}"]) from None
     lines: dict[Path_, int] = {}
     errors: list[str] = []
+    budget = [MAX_SCENARIO_NODES]
 
     def build(node: yaml.Node, path: Path_) -> Any:
-        lines.setdefault(path, node.start_mark.line + 1)
+        budget[0] -= 1
+        line = node.start_mark.line + 1
+        if budget[0] < 0:
+            raise ScenarioError(
+                [
+                    f"{source}:{line}: {_fmt_path(path)}: more than {MAX_SCENARIO_NODES} values (aliases count each "
+                    "time they are used); a scenario this large is refused"
+                ]
+            )
+        if len(path) > MAX_SCENARIO_DEPTH:
+            raise ScenarioError(
+                [f"{source}:{line}: {_fmt_path(path)}: nested more than {MAX_SCENARIO_DEPTH} levels deep"]
+            )
+        lines.setdefault(path, line)
         if isinstance(node, yaml.MappingNode):
             loader.flatten_mapping(node)  # resolves "<<: *anchor" merges
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    errors.append(
+                        f"{source}:{key_node.start_mark.line + 1}: {_fmt_path(path)}: a key must be a plain value"
+                    )
+                    continue
                 key = loader.construct_object(key_node, deep=True)
                 key = key if isinstance(key, str) else str(key)
                 line = key_node.start_mark.line + 1
@@ -117,12 +155,14 @@ def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
     try:
         root = loader.get_single_node()
         data = None if root is None else build(root, ())
+    except RecursionError:  # PyYAML's composer recurses per level: "[[[[..." 100k deep
+        raise ScenarioError([f"{source}: nested more than {MAX_SCENARIO_DEPTH} levels deep"]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}" if mark else source
         raise ScenarioError([f"{where}: YAML syntax error: {exc.problem or exc.context}"]) from None
     except yaml.YAMLError as exc:
-        raise ScenarioError([f"{source}: YAML error: {exc}"]) from None
+        raise ScenarioError([f"{source}: YAML error: {' '.join(str(exc).split())}"]) from None
     finally:
         loader.dispose()
     if errors:
@@ -273,9 +313,18 @@ def _read_source(source: str | Path | Mapping[str, Any], name: str | None) -> tu
     ):
         path = Path(source)
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except OSError as exc:
             raise ScenarioError([f"{path}: cannot read scenario file: {exc.strerror or exc}"]) from None
+        if len(raw) > MAX_SCENARIO_BYTES:
+            raise ScenarioError([f"{path}: {len(raw)} bytes is over the limit of {MAX_SCENARIO_BYTES} for a scenario"])
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise ScenarioError(
+                [f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8"]
+            ) from None
         data, lines = _compose(text, str(path))
         return data, lines, str(path)
     label = name or "<scenario>"

@@ -454,14 +454,40 @@ def test_gateway_account_comes_from_the_transaction_then_the_key(client: Client,
     tx = create_tx(client, agent="agent-a")
     assert client.post(path, body=b"{}", headers={TX: tx["id"]}).status == 200
     assert client.post(path, body=b"{}", headers={"x-api-key": OTHER}).status == 200
-    assert client.post(path, body=b"{}", headers={TX: "tx_unknown"}).status == 200  # off mode: served, default
+    unknown = client.post(path, body=b"{}", headers={TX: "tx_unknown"})  # names no transaction: not served
+    assert (
+        unknown.status == 404 and unknown.error == "transaction tx_unknown not found (header X-Sapiom-Transaction-Id)"
+    )
     state = client.get("/_sim/state").json["accounts"]
-    assert {k: len(v["messages"]) for k, v in state.items()} == {KEY: 1, OTHER: 1, "default": 1}
+    assert {k: len(v["messages"]) for k, v in state.items()} == {KEY: 1, OTHER: 1}
     ledger = client.get("/_sim/ledger").json
-    assert ledger["accounts"] == {KEY: "0.00001", OTHER: "0.00001", "default": "0.00001"}
+    assert ledger["accounts"] == {KEY: "0.00001", OTHER: "0.00001"}
     assert ledger["agents"] == {"agent-a": "0.00001"}
-    assert [e["transactionId"] for e in ledger["entries"]] == [tx["id"], None, None]
+    assert [e["transactionId"] for e in ledger["entries"]] == [tx["id"], None]
     assert client.get("/_sim/ledger?agent=agent-a").json["total"] == "0.00001"
+
+
+def test_a_transaction_id_never_overrides_the_callers_own_key(client: Client, receiver: Receiver) -> None:
+    """H2: with a key, only the key's own transactions count; another account's id is a 404 everywhere."""
+    path = publish_path(receiver)
+    tx_a = create_tx(client, agent="agent-a")  # created with KEY
+    mid = client.post(path, body=b"{}", headers={"x-api-key": KEY, "Upstash-Delay": "1h"}).json["messageId"]
+    other = {"x-api-key": OTHER, TX: tx_a["id"]}
+    for method, url in (
+        ("GET", f"/v1/qstash/messages/{mid}"),
+        ("DELETE", f"/v1/qstash/messages/{mid}"),
+        ("POST", path),
+        ("GET", "/v1/qstash/queues"),
+    ):
+        r = client.request(method, url, body=b"{}" if method == "POST" else None, headers=other)
+        assert r.status == 404 and "transaction" in r.error, (method, url, r.status)
+    # the same answer for an id that does not exist: a caller cannot tell someone else's from nothing
+    assert client.get(f"/v1/qstash/messages/{mid}", headers={"x-api-key": OTHER, TX: "tx_nope"}).status == 404
+    own = client.get(f"/v1/qstash/messages/{mid}", headers={"x-api-key": KEY, TX: tx_a["id"]})
+    assert own.status == 200 and own.json["state"] == "pending"
+    # without credentials (what @sapiom/fetch sends the gateway) the id names its account
+    assert client.get(f"/v1/qstash/messages/{mid}", headers={TX: tx_a["id"]}).status == 200
+    assert client.get(f"/_sim/state?account={OTHER}").json["accounts"] == {}
 
 
 def test_payment_control_and_reset(client: Client, served: Served) -> None:

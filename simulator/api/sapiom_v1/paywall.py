@@ -22,7 +22,8 @@ The journal entry of each gateway request gets ``detail.transactionId`` and ``de
 
 from __future__ import annotations
 
-from qstash_sim.errors import ApiError, PaymentRequired
+from qstash_sim.api.sapiom_v1.auth import api_key
+from qstash_sim.errors import ApiError, NotFound, PaymentRequired
 from qstash_sim.http.surface import Ctx, Hook, Reply
 from qstash_sim.sapiom.paygate import TX_HEADER, PaymentOK
 from qstash_sim.sapiom.prices import GATEWAY_OPERATIONS
@@ -41,18 +42,26 @@ class Paywall(Hook):
     """Sapiom's caller resolution and payment gate, in front of the gateway operations."""
 
     def resolve(self, ctx: Ctx) -> None:
-        """The caller of a gateway call is its transaction's account and agent."""
+        """The caller of a gateway call that names a transaction is that transaction's account and agent.
+
+        The header never overrides credentials: with a key, only the key's own transactions count, and
+        another account's (or an unknown) id is a 404, as on the Sapiom API. Without a key (what
+        ``@sapiom/fetch`` sends the gateway: the API key never reaches it) the id names its account.
+        """
         if _operation(ctx) not in GATEWAY_OPERATIONS:
             return
         tx_id = ctx.headers.get(TX_HEADER)
-        if tx_id:
-            ctx.entry.detail["transactionId"] = tx_id
-            tx = ctx.sim.sapiom.store.find(tx_id)
-            if tx is not None:
-                ctx.caller.account = tx.account
-                ctx.caller.agent = tx.agent
-                ctx.caller.transaction_id = tx.id
-                ctx.entry.account = tx.account
+        if not tx_id:
+            return
+        ctx.entry.detail["transactionId"] = tx_id
+        tx = ctx.sim.sapiom.store.find(tx_id)
+        keyed = bool(api_key(ctx.headers))
+        if tx is None or (keyed and tx.account != ctx.caller.account):
+            raise NotFound(f"transaction {tx_id} not found (header {TX_HEADER})")
+        ctx.caller.account = tx.account
+        ctx.caller.agent = tx.agent
+        ctx.caller.transaction_id = tx.id
+        ctx.entry.account = tx.account
 
     def before(self, ctx: Ctx) -> Reply | None:
         """Check the payment; raise the 402/400, or keep the verified payment for ``after``."""
