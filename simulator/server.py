@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from qstash_sim.api import default_surfaces
-from qstash_sim.http.aiohttp_app import APP_DISPATCHER, build_app
+from qstash_sim.http.aiohttp_app import APP_DISPATCHER, APP_SIM, build_app
 from qstash_sim.http.dispatch import DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT
 from qstash_sim.http.protocol import DEFAULT_MAX_HEADER_SIZE, AppRunner
 from qstash_sim.http.surface import Surface
@@ -49,10 +49,14 @@ async def start_site(app: web.Application, host: str, port: int) -> tuple[web.Ap
         head_timeout=(lambda: dispatcher.read_timeout) if dispatcher is not None else (lambda: DEFAULT_READ_TIMEOUT),
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    # A backlog of 1024: bursts of connections wait in the kernel instead of being dropped (128 by default).
+    site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
     await site.start()
     addresses = runner.addresses  # the bound sockets' addresses: (host, port, ...) tuples
     bound = int(addresses[0][1]) if addresses else port
+    sim = app.get(APP_SIM)
+    if sim is not None:
+        sim.own_ports.update(int(a[1]) for a in addresses)  # the simulator never delivers to itself
     return runner, bound
 
 

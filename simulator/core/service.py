@@ -34,6 +34,7 @@ from qstash_sim.engine.transport import (
     RoutingTransport,
     Transport,
     VirtualTransport,
+    is_own_address,
 )
 from qstash_sim.errors import BadRequest, NotFound
 
@@ -81,6 +82,9 @@ class SimulatorCore:
         self.challenge_provider: ChallengeProvider | None = None
         # Unexpected errors (a bug) caught while serving or delivering, for tests to re-raise: bounded.
         self.errors: deque[BaseException] = deque(maxlen=MAX_ERRORS)
+        # The ports this simulator's server listens on (loopback): deliveries there are refused, so that a
+        # caller cannot make the simulator call its own API (a publish to /_sim/reset, a self-feeding loop).
+        self.own_ports: set[int] = set()
         self.virtual_transport = VirtualTransport(self._respond)
         if transport is None:
             transport = RoutingTransport(
@@ -222,8 +226,17 @@ class SimulatorCore:
 
     # ------------------------------------------------------------------ publishing
 
+    def refuse_self(self, url: str, where: str = "path destination") -> None:
+        """``BadRequest`` when ``url`` is this simulator's own listening address (any loopback spelling)."""
+        if self.own_ports and is_own_address(url, self.own_ports):
+            raise BadRequest(
+                f"{where}: {url} is this simulator's own address; it does not deliver to itself "
+                "(publish to your application's endpoint instead)"
+            )
+
     def publish(self, caller: Caller, cmd: PublishCommand) -> PublishResult:
         """Store a message and hand it to the engine (delivered at once if due now); dedup answers the first."""
+        self.refuse_self(cmd.settings.url)
         acc = self.account(caller.account)
         s, now = cmd.settings, self.world.now
         dedup_key = s.dedup_key(cmd.body)
@@ -246,6 +259,8 @@ class SimulatorCore:
 
     def batch(self, caller: Caller, commands: list[PublishCommand]) -> list[PublishResult]:
         """Accept every command in order (they were all validated at the edge: all or nothing)."""
+        for i, cmd in enumerate(commands):
+            self.refuse_self(cmd.settings.url, f"body /{i}/destination")
         return [self.publish(caller, cmd) for cmd in commands]
 
     def _new_message(self, account: str, cmd: PublishCommand, now: int, not_before: int) -> Message:
@@ -344,6 +359,7 @@ class SimulatorCore:
 
     def create_schedule(self, caller: Caller, cmd: ScheduleCommand) -> Schedule:
         """Create or (same ``schedule_id``) overwrite a schedule."""
+        self.refuse_self(cmd.settings.url)
         s = cmd.settings
         acc = self.account(caller.account)
         now = self.world.now

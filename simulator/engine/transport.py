@@ -21,7 +21,7 @@ from __future__ import annotations
 import errno
 import fnmatch
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -41,6 +41,7 @@ __all__ = [
     "Transport",
     "VirtualTransport",
     "is_loopback_host",
+    "is_own_address",
     "scripted_answer",
 ]
 
@@ -286,6 +287,20 @@ def _connect_error(exc: aiohttp.ClientConnectorError) -> str:
     return f"connection failed: {err or exc}"
 
 
+def is_own_address(url: str, ports: Collection[int]) -> bool:
+    """Whether ``url`` points at a loopback host on one of ``ports`` (the simulator's own listeners)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return False
+    if not host or not is_loopback_host(host):
+        return False
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    return port in ports
+
+
 def is_loopback_host(host: str) -> bool:
     """``127.0.0.1``, anything in 127.0.0.0/8, ``::1`` and ``localhost`` are loopback."""
     h = host.strip("[]").lower().rstrip(".")
@@ -323,7 +338,9 @@ class RoutingTransport:
         real_timeout_cap_ms: int | None = None,
         force_virtual: Callable[[str], bool] | None = None,
         divert: Callable[[OutboundRequest], Outcome | None] | None = None,
+        own_ports: Collection[int] = (),
     ) -> None:
+        self.own_ports = own_ports  # the simulator's listening ports: never delivered to (a live view)
         self.force_virtual = force_virtual
         self.divert = divert
         self.real = real
@@ -359,7 +376,9 @@ class RoutingTransport:
 
     async def send(self, req: OutboundRequest, timeout_ms: int) -> Outcome:
         """Send ``req`` through the real transport if :meth:`is_real` (and ``divert`` lets it), else through
-        the virtual one."""
+        the virtual one. The simulator's own address is never called (a failed attempt instead)."""
+        if self.own_ports and is_own_address(req.url, self.own_ports):
+            return Outcome(status=None, error="refused: the destination is the simulator's own address")
         if self.is_real(req.url):
             diverted = self.divert(req) if self.divert is not None else None
             if diverted is None:
