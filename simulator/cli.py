@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import secrets
 import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from qstash_sim.base.version import __version__
+from qstash_sim.engine.transport import is_loopback_host
 
 EPILOG = """examples:
   qstash-sim serve                                   # http://127.0.0.1:8080, real clock, seed 0
@@ -88,7 +91,28 @@ def _add_serve(sub: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1, loopback only). Any other address exposes the server to "
+        "other machines: the control plane /_sim then requires a control token (--control-token, or one is "
+        "generated and printed)",
+    )
+    serve.add_argument(
+        "--control-token",
+        default=None,
+        metavar="TOKEN",
+        help="every /_sim call must send it (Authorization: Bearer TOKEN or X-Qstash-Sim-Token: TOKEN), else 401 "
+        "(default: $QSTASH_SIM_CONTROL_TOKEN; none on a loopback bind, a generated one on any other)",
+    )
+    serve.add_argument(
+        "--stop-grace",
+        type=_seconds,
+        default=2.0,
+        metavar="SECONDS",
+        help="on SIGTERM or Ctrl-C, how long deliveries in flight may finish before they are cancelled; a second "
+        "signal stops at once (default: 2)",
+    )
     serve.add_argument("--port", type=_port, default=8080, help="port to bind; 0 picks a free one (default: 8080)")
     serve.add_argument(
         "--seed",
@@ -195,7 +219,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from qstash_sim.contract.load import packaged_fault_statuses
     from qstash_sim.http.aiohttp_app import build_app
     from qstash_sim.scenarios.check import read_scenarios
-    from qstash_sim.server import start_site, tune_gc
+    from qstash_sim.server import start_site, stop_gracefully, tune_gc
     from qstash_sim.simulator import Simulator
 
     scenarios, problems = read_scenarios(args.scenario, packaged_fault_statuses())
@@ -210,9 +234,10 @@ async def _serve(args: argparse.Namespace) -> int:
         sim.scenarios.add(scenario, keep=True)
     sim.sapiom.configure(mode=args.payment, variant=args.payment_variant, api_keys=args.api_key)
     sim.engine.max_advance_events = args.max_advance_events
+    token, warning = _control_token(args)
     app = build_app(
         sim,
-        default_surfaces(),
+        default_surfaces(control_token=token),
         max_body=args.max_body,
         read_timeout=args.read_timeout,
         max_header_size=args.max_header_size,
@@ -230,14 +255,57 @@ async def _serve(args: argparse.Namespace) -> int:
         f"Sapiom API /v1/transactions, control /_sim) — Ctrl-C to stop",
         flush=True,
     )
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    await _until_signalled()
+    print(
+        f"qstash-sim: stopping (deliveries in flight get {args.stop_grace:g} s; a second signal stops at once)",
+        flush=True,
+    )
+    unfinished = await stop_gracefully(runner, sim, args.stop_grace)
+    if unfinished:
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(unfinished.items()))
+        print(
+            f"qstash-sim: stopped with messages not finished (discarded, state is in memory only): {counts}", flush=True
+        )
+    return 0
+
+
+async def _until_signalled() -> None:
+    """Wait for SIGINT/SIGTERM; from then on a second one exits at once."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def first() -> None:
+        stop.set()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, _at_once)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, first)
     await stop.wait()
-    print("qstash-sim: stopping", flush=True)
-    await runner.cleanup()
-    return 0
+
+
+def _at_once() -> None:
+    print("qstash-sim: stopped at once (second signal)", flush=True)
+    os._exit(130)
+
+
+def _control_token(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(the control token, a warning to print): a non-loopback bind always has a token."""
+    token = args.control_token or os.environ.get("QSTASH_SIM_CONTROL_TOKEN") or None
+    if is_loopback_host(args.host):
+        return token, None
+    generated = token is None
+    if token is None:
+        token = secrets.token_urlsafe(24)
+    shown = f"control token (generated): {token}" if generated else "the control token you gave"
+    warning = (
+        f"qstash-sim: WARNING: {args.host} is not a loopback address: other machines can reach this server. "
+        f"Every /_sim call needs {shown} (Authorization: Bearer <token> or X-Qstash-Sim-Token). Deliveries "
+        "still reach loopback hosts and --deliver-to hosts only."
+    )
+    return token, warning
 
 
 def main(argv: Sequence[str] | None = None) -> int:

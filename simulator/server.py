@@ -60,6 +60,20 @@ async def start_site(app: web.Application, host: str, port: int) -> tuple[web.Ap
     return runner, bound
 
 
+async def stop_gracefully(runner: web.AppRunner, sim: Simulator, grace_s: float) -> dict[str, int]:
+    """Stop serving: deliveries in flight get ``grace_s`` seconds, then are cancelled. Returns how many
+    messages were not finished, per state (what a stop throws away)."""
+    unfinished = sim.unfinished()
+    try:
+        await asyncio.wait_for(sim.close(), grace_s)
+    except TimeoutError:
+        closer = getattr(sim.transport, "close", None)  # the in-flight attempts were cancelled by wait_for
+        if closer is not None:
+            await closer()
+    await runner.cleanup()
+    return unfinished
+
+
 class ServerThread:
     """A simulator served on ``host:port`` from a daemon thread with its own event loop.
 

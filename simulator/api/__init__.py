@@ -15,11 +15,14 @@ from qstash_sim.http.surface import Surface
 __all__ = ["default_surfaces"]
 
 
-def default_surfaces(spec: Mapping[str, Any] | None = None) -> list[Surface]:
-    """The surfaces ``qstash-sim serve`` offers, compiled from ``spec`` (default: the shipped openapi.yaml)."""
+def default_surfaces(spec: Mapping[str, Any] | None = None, *, control_token: str | None = None) -> list[Surface]:
+    """The surfaces ``qstash-sim serve`` offers, compiled from ``spec`` (default: the shipped openapi.yaml).
+
+    ``control_token``: what every ``/_sim`` call must carry (none: the control plane is open, as on a
+    loopback-only server)."""
     from qstash_sim.api.control.surface import control_surface
     from qstash_sim.api.sapiom_v1.surface import sapiom_surface
     from qstash_sim.contract.load import load_spec
 
     spec = spec if spec is not None else load_spec()
-    return [sapiom_surface(spec), control_surface(spec)]
+    return [sapiom_surface(spec), control_surface(spec, token=control_token)]

@@ -18,9 +18,10 @@ from typing import Protocol, runtime_checkable
 
 from qstash_sim.base.durations import to_ms
 
-__all__ = ["DEFAULT_START_MS", "Clock", "RealClock", "VirtualClock", "format_ms", "real_monotonic_ms"]
+__all__ = ["DEFAULT_START_MS", "MAX_TIME_MS", "Clock", "RealClock", "VirtualClock", "format_ms", "real_monotonic_ms"]
 
 DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the latest instant a datetime can hold
 
 
 def real_monotonic_ms() -> float:
@@ -80,8 +81,7 @@ class VirtualClock:
         ms = to_ms(delta)
         if ms < 0:
             raise ValueError(f"cannot advance by a negative delta ({delta!r}); a clock only moves forward")
-        self._now += ms
-        return self._now
+        return self.move_to(self._now + ms)
 
     def move_to(self, t: int | datetime) -> int:
         """Jump to an absolute time (ms or aware ``datetime``); moving backwards is a ``ValueError``."""
@@ -93,7 +93,9 @@ class VirtualClock:
 
     def set(self, t: int | datetime) -> int:
         """Put the clock at ``t``, backwards included: only for a reset, when nothing is scheduled."""
-        self._now = _as_ms(t)
+        ms = _as_ms(t)
+        _check_range(ms)
+        self._now = ms
         return self._now
 
     async def wait_until(self, ms: int | None, wake: asyncio.Event) -> None:
@@ -133,6 +135,11 @@ class RealClock:
 
     def __repr__(self) -> str:
         return "RealClock()"
+
+
+def _check_range(ms: int) -> None:
+    if not 0 <= ms <= MAX_TIME_MS:
+        raise ValueError(f"{ms} ms is outside the clock's range: 0 (1970) to {MAX_TIME_MS} (9999-12-31T23:59:59.999Z)")
 
 
 def _as_ms(t: int | datetime) -> int:

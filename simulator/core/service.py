@@ -459,6 +459,15 @@ class SimulatorCore:
         out = [m for a in accs if a is not None for m in a.messages.values()]
         return sorted(out, key=lambda m: (m.created_ms, m.message_id))
 
+    def unfinished(self) -> dict[str, int]:
+        """How many messages are not final yet, per state (``{"pending": 3, "retry": 1}``)."""
+        counts: dict[str, int] = {}
+        for acc in self.world.accounts:
+            for msg in acc.messages.values():
+                if msg.state not in FINAL_STATES:
+                    counts[msg.state.value] = counts.get(msg.state.value, 0) + 1
+        return counts
+
     def accounts(self) -> Iterator[Account]:
         """Every account seen so far, in order of first use."""
         return iter(self.world.accounts)

@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 MAX_DELAY_MS = 86_400_000  # one day: the cap of every retry delay
+MAX_EXPRESSION_LENGTH = 256  # what openapi.yaml allows the header; a batch item's headers get the same
 _HEADER = "Upstash-Retry-Delay"
 
 
@@ -282,7 +283,12 @@ def compile_retry_delay(expr: str) -> RetryDelay:
     """
     if not isinstance(expr, str):
         raise TypeError(f"{_HEADER} must be a str, got {type(expr).__name__}")
-    return RetryDelay(expr, _Parser(expr).parse())
+    if len(expr) > MAX_EXPRESSION_LENGTH:
+        raise ValueError(f"{_HEADER}: at most {MAX_EXPRESSION_LENGTH} characters, got {len(expr)}")
+    try:
+        return RetryDelay(expr, _Parser(expr).parse())
+    except RecursionError:
+        raise ValueError(f"{_HEADER}: nested too deeply") from None
 
 
 # ---------------------------------------------------------------------------------------------------

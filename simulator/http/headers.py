@@ -8,7 +8,7 @@ checks a schema cannot (durations, retry-delay expressions, destinations) and is
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -18,8 +18,11 @@ from qstash_sim.engine.cron import check_cron
 from qstash_sim.engine.retry import compile_retry_delay
 from qstash_sim.errors import BadRequest
 
-# Headers never forwarded by Upstash-Header-Forward: hop-by-hop, credentials of the gateway, payment.
-_NOT_FORWARDED = frozenset(
+# Headers that describe a connection or a message's framing, not its content: never forwarded, whether
+# named by Upstash-Forward-* or sent with Upstash-Header-Forward. The delivery sets its own (a forwarded
+# Content-Length could cut the body the signature covers; Transfer-Encoding plus Content-Length is the
+# request-smuggling pair).
+FRAMING_HEADERS = frozenset(
     {
         "host",
         "content-length",
@@ -29,17 +32,21 @@ _NOT_FORWARDED = frozenset(
         "te",
         "trailer",
         "upgrade",
-        "proxy-authorization",
+        "expect",
         "proxy-connection",
-        "authorization",
-        "x-api-key",
-        "x-sapiom-transaction-id",
-        "x-payment",
-        "payment-signature",
-        "content-type",
-        "accept-encoding",
     }
 )
+# Headers never forwarded by Upstash-Header-Forward: hop-by-hop, credentials of the gateway, payment.
+_NOT_FORWARDED = FRAMING_HEADERS | {
+    "proxy-authorization",
+    "authorization",
+    "x-api-key",
+    "x-sapiom-transaction-id",
+    "x-payment",
+    "payment-signature",
+    "content-type",
+    "accept-encoding",
+}
 
 
 _SCHEME_ERROR = "invalid destination url: endpoint has invalid scheme, add http:// or https://"
@@ -51,6 +58,8 @@ _SCHEME_RE = re.compile(r"^https?://", re.IGNORECASE)
 _TRAVERSAL_RE = re.compile(r"%2e%2e|%2e\.|\.%2e|%5c|\\", re.IGNORECASE)
 
 
+MAX_BATCH_ITEMS = 1000
+MAX_HEADER_VALUE = 8190  # the server's limit on one header line (--max-header-size's default)
 _NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -132,11 +141,13 @@ def parse_settings(
     headers: Mapping[str, str],
     *,
     where: str = "header",
+    warn: Callable[[str], None] | None = None,
 ) -> MessageSettings:
     """Read the ``Upstash-*`` settings and the forwarded headers of one message.
 
     ``headers`` is case-insensitive for a request (a multidict) or a plain dict for a batch item; either
-    way names are compared case-insensitively. ``where`` prefixes every error message.
+    way names are compared case-insensitively. ``where`` prefixes every error message. A forwarded
+    framing header (:data:`FRAMING_HEADERS`) is dropped, and ``warn`` is told why.
     """
     s = MessageSettings(url=url)
     forward_all = False
@@ -146,6 +157,8 @@ def parse_settings(
         loc = f"{where} {raw_name}" if where == "header" else f"{where}/{raw_name}"
         if not isinstance(value, str):
             raise BadRequest(f"{loc}: expected a string value, got {type(value).__name__}")
+        if len(value) > MAX_HEADER_VALUE:  # a request's own headers are bounded by the server; an item's here
+            raise BadRequest(f"{loc}: at most {MAX_HEADER_VALUE} characters, got {len(value)}")
         if name == "content-type":
             _check_header_value(loc, value)
             s.content_type = value
@@ -154,6 +167,10 @@ def parse_settings(
             if not fwd or not _TOKEN_RE.match(fwd):
                 raise BadRequest(f"{loc}: {fwd!r} is not a valid header name")
             _check_header_value(loc, value)
+            if fwd.lower() in FRAMING_HEADERS:
+                if warn is not None:
+                    warn(f"{loc}: {fwd} is a connection/framing header; dropped, not forwarded")
+                continue
             s.headers[fwd] = value
         elif name == "upstash-method":
             if value.upper() not in METHODS:
@@ -199,20 +216,25 @@ def parse_settings(
     return s
 
 
-MAX_BATCH_ITEMS = 1000
+Warn = Callable[[str], None]
 
 
 def publish_command(
-    destination: str, headers: Mapping[str, str], body: bytes, *, queue: str | None = None
+    destination: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    queue: str | None = None,
+    warn: Warn | None = None,
 ) -> PublishCommand:
     """A publish or enqueue request as a command: ``destination`` is the raw path tail."""
     url = parse_destination(destination)
     if queue is not None:
         check_name(queue, "path queueName")
-    return PublishCommand(parse_settings(url, headers), body, queue)
+    return PublishCommand(parse_settings(url, headers, warn=warn), body, queue)
 
 
-def batch_commands(items: Any) -> list[PublishCommand]:
+def batch_commands(items: Any, *, warn: Warn | None = None) -> list[PublishCommand]:
     """Every item of a batch body as a command, all validated first (all or nothing).
 
     The contract has checked the JSON shape; the messages here name the item, e.g.
@@ -250,17 +272,23 @@ def batch_commands(items: Any) -> list[PublishCommand]:
             raise BadRequest(
                 f"{where}/body: expected a string (JSON-encode objects first), got {type(raw_body).__name__}"
             )
+        try:
+            body = raw_body.encode("utf-8")
+        except UnicodeEncodeError as exc:  # JSON may carry a lone surrogate ("\ud800"); UTF-8 cannot
+            raise BadRequest(f"{where}/body: not valid Unicode text ({exc.reason} at character {exc.start})") from None
         queue = item.get("queue")
         if queue is not None:
             if not isinstance(queue, str):
                 raise BadRequest(f"{where}/queue: expected a string")
             check_name(queue, f"{where}/queue")
-        settings = parse_settings(url, hdrs, where=f"{where}/headers")
-        commands.append(PublishCommand(settings, raw_body.encode("utf-8"), queue))
+        settings = parse_settings(url, hdrs, where=f"{where}/headers", warn=warn)
+        commands.append(PublishCommand(settings, body, queue))
     return commands
 
 
-def schedule_command(destination: str, headers: Mapping[str, str], body: bytes) -> ScheduleCommand:
+def schedule_command(
+    destination: str, headers: Mapping[str, str], body: bytes, *, warn: Warn | None = None
+) -> ScheduleCommand:
     """A schedule-creation request as a command (``Upstash-Cron`` required, ``Upstash-Not-Before`` refused)."""
     url = parse_destination(destination)
     lower = {k.lower(): v for k, v in headers.items()}
@@ -276,4 +304,4 @@ def schedule_command(destination: str, headers: Mapping[str, str], body: bytes) 
     queue = lower.get("upstash-queue-name")
     if queue is not None:
         check_name(queue, "header Upstash-Queue-Name")
-    return ScheduleCommand(parse_settings(url, headers), cron.strip(), body, sid, queue)
+    return ScheduleCommand(parse_settings(url, headers, warn=warn), cron.strip(), body, sid, queue)

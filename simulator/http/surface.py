@@ -95,6 +95,12 @@ class Ctx:
         """Every request header, raw (case-insensitive)."""
         return self.request.headers
 
+    def warn(self, text: str) -> None:
+        """A warning about this request: on its journal entry, as a journal ``warning`` line and in the log."""
+        self.entry.warnings.append(text)
+        world = self.sim.world
+        world.journal.warn(world.now, text, account=self.caller.account, request_id=self.entry.request_id)
+
 
 Handler = Callable[[Ctx], Awaitable[Reply]]
 

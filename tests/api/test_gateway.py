@@ -451,3 +451,69 @@ def test_control_plane_state_reset_and_journal(client: Client) -> None:
     assert client.post("/_sim/reset", json_body={"seed": 5}).json == {"ok": True, "seed": 5}
     assert client.get("/_sim/state").json == {"accounts": {}}
     assert client.get(f"{P}/messages/{mid}").status == 404
+
+
+# ---------------------------------------------------------------------------------------------- M4, H3
+
+
+@pytest.mark.parametrize(
+    "name", ["Transfer-Encoding", "Content-Length", "Connection", "Host", "TE", "Upgrade", "Keep-Alive", "Expect"]
+)
+def test_a_forwarded_framing_header_is_dropped_with_a_warning(client: Client, receiver: Receiver, name: str) -> None:
+    value = {"Transfer-Encoding": "chunked", "Content-Length": "0", "Host": "admin.internal"}.get(name, "x")
+    r = client.post(
+        f"/v1/qstash/publish/{receiver.url('/framing')}",
+        body=b'{"whole":"body"}',
+        headers={f"Upstash-Forward-{name}": value, "Upstash-Forward-X-Kept": "yes", "Content-Type": "application/json"},
+    )
+    assert r.status == 200
+    [got] = _wait_received(receiver, 1)
+    assert got["body"] == b'{"whole":"body"}'  # never cut by a forwarded Content-Length
+    assert got["headers"]["X-Kept"] == "yes"
+    assert got["headers"].get("Host", "").startswith("127.0.0.1")
+    assert "chunked" not in got["headers"].get("Transfer-Encoding", "")
+    [warning] = [e for e in client.get("/_sim/journal?kind=warning").json["entries"]]
+    assert f"Upstash-Forward-{name}: {name} is a connection/framing header; dropped" in warning["error"]
+
+
+def test_our_delivery_headers_win_over_forwarded_ones(client: Client, receiver: Receiver) -> None:
+    r = client.post(
+        f"/v1/qstash/publish/{receiver.url('/ours')}",
+        body=b"x",
+        headers={"Upstash-Forward-Upstash-Signature": "forged", "Upstash-Forward-Upstash-Message-Id": "msg_fake"},
+    )
+    [got] = _wait_received(receiver, 1)
+    assert got["headers"]["Upstash-Message-Id"] == r.json["messageId"]
+    assert got["headers"]["Upstash-Signature"] != "forged"
+
+
+def _wait_received(receiver: Receiver, n: int) -> list[dict[str, Any]]:
+    import time
+
+    deadline = time.monotonic() + 10  # a real socket delivery: bounded wait for the receiver thread
+    while len(receiver.received) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return receiver.received
+
+
+def test_batch_items_with_a_lone_surrogate_or_a_nested_retry_delay_are_400s(client: Client) -> None:
+    body = b'[{"destination":"https://example.com/x","body":"\\ud800"}]'
+    r = client.post("/v1/qstash/batch", body=body, headers={"Content-Type": "application/json"})
+    assert r.status == 400 and r.error.startswith("body /0/body: not valid Unicode text")
+    for delay in ("(" * 400 + "1" + ")" * 400, "-" * 5000 + "1"):
+        r = client.post(
+            "/v1/qstash/batch",
+            json_body=[{"destination": "https://example.com/x", "headers": {"Upstash-Retry-Delay": delay}}],
+        )
+        assert r.status == 400 and r.error.startswith("body /0/headers/Upstash-Retry-Delay:"), r.error
+    huge = client.post(
+        "/v1/qstash/batch", json_body=[{"destination": "https://example.com/x", "headers": {"X-Big": "a" * 9000}}]
+    )
+    assert huge.status == 400 and "at most 8190 characters" in huge.error
+
+
+def test_a_cron_that_never_fires_is_a_400_and_nothing_is_stored(client: Client) -> None:
+    for cron in ("0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *"):
+        r = client.post("/v1/qstash/schedules/https://example.com/x", body=b"", headers={"Upstash-Cron": cron})
+        assert r.status == 400 and "never fires" in r.error, (cron, r.error)
+    assert client.get("/v1/qstash/schedules").json == []

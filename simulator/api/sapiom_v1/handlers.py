@@ -23,19 +23,21 @@ def _publish_reply(results: list[PublishResult], *, many: bool) -> Reply:
 
 async def publish(ctx: Ctx) -> Reply:
     """POST /v1/qstash/publish/{destination}"""
-    cmd = publish_command(ctx.params["destination"], ctx.headers, ctx.body)
+    cmd = publish_command(ctx.params["destination"], ctx.headers, ctx.body, warn=ctx.warn)
     return _publish_reply([ctx.sim.publish(ctx.caller, cmd)], many=False)
 
 
 async def enqueue(ctx: Ctx) -> Reply:
     """POST /v1/qstash/enqueue/{queueName}/{destination}"""
-    cmd = publish_command(ctx.params["destination"], ctx.headers, ctx.body, queue=ctx.params["queueName"])
+    cmd = publish_command(
+        ctx.params["destination"], ctx.headers, ctx.body, queue=ctx.params["queueName"], warn=ctx.warn
+    )
     return _publish_reply([ctx.sim.publish(ctx.caller, cmd)], many=False)
 
 
 async def batch(ctx: Ctx) -> Reply:
     """POST /v1/qstash/batch"""
-    return _publish_reply(ctx.sim.batch(ctx.caller, batch_commands(ctx.json)), many=True)
+    return _publish_reply(ctx.sim.batch(ctx.caller, batch_commands(ctx.json, warn=ctx.warn)), many=True)
 
 
 async def get_message(ctx: Ctx) -> Reply:
@@ -81,7 +83,9 @@ async def resume_queue(ctx: Ctx) -> Reply:
 
 async def create_schedule(ctx: Ctx) -> Reply:
     """POST /v1/qstash/schedules/{destination}"""
-    s = ctx.sim.create_schedule(ctx.caller, schedule_command(ctx.params["destination"], ctx.headers, ctx.body))
+    s = ctx.sim.create_schedule(
+        ctx.caller, schedule_command(ctx.params["destination"], ctx.headers, ctx.body, warn=ctx.warn)
+    )
     return Reply({"scheduleId": s.schedule_id})
 
 
