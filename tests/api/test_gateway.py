@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import socket
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from conftest import Client, Served
+from conftest import Client, Receiver, Served
 
 P = "/v1/qstash"
 DEST = "https://api.example.com/fulfillment"
