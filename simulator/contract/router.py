@@ -185,12 +185,18 @@ class Contract:
                     and all(op._greedy_doc is not None for op, _ in matches if op.greedy)
                 ):
                     # Ambiguous: /schedules/scd_1 fits {scheduleId} and the greedy {destination}. The path is
-                    # the greedy template's if its value fits the documented pattern (an URL), else the other's.
+                    # the greedy template's if its value fits the documented pattern (an URL), else the other's;
+                    # except that a method only the greedy side has is always the greedy side's (POST
+                    # /schedules/000 is a schedule creation with a bad destination: the handler's 400, as
+                    # QStash answers, not a 405).
                     fits = any(
                         any(op._greedy_doc.search(v) for v in op.path_values(m).values())  # type: ignore[union-attr]
                         for op, m in matches
                         if op.greedy
                     )
+                    by_method = [(op, m) for op, m in matches if op.method == method]
+                    if by_method and all(op.greedy for op, _ in by_method):
+                        fits = True
                     matches = [(op, m) for op, m in matches if op.greedy == fits]
                 for op, m in matches:
                     if op.method == method:

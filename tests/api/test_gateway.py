@@ -518,3 +518,19 @@ def test_a_cron_that_never_fires_is_a_400_and_nothing_is_stored(client: Client) 
         r = client.post("/v1/qstash/schedules/https://example.com/x", body=b"", headers={"Upstash-Cron": cron})
         assert r.status == 400 and "never fires" in r.error, (cron, r.error)
     assert client.get("/v1/qstash/schedules").json == []
+
+
+def test_a_schedule_creation_with_a_bad_destination_is_a_400_not_a_405(client: Client) -> None:
+    """L6: POST /schedules/000 is a schedule creation with a destination that is not an URL."""
+    r = client.post("/v1/qstash/schedules/000", body=b"", headers={"Upstash-Cron": "* * * * *"})
+    assert r.status == 400 and "invalid destination url" in r.error
+    assert client.get("/v1/qstash/schedules/000").status == 404  # GET stays the schedule's
+
+
+def test_callers_without_a_key_share_the_default_account(client: Client) -> None:
+    """L8, a deliberate choice: no key means the account "default" (and x-api-key: default is that account),
+    so a quick curl needs no set-up; two keys are two accounts that never see each other's objects."""
+    mid = client.post("/v1/qstash/publish/https://example.com/x", body=b"x", headers={"Upstash-Delay": "1h"})
+    mid = mid.json["messageId"]
+    assert client.get(f"/v1/qstash/messages/{mid}", headers={"x-api-key": "default"}).status == 200
+    assert client.get(f"/v1/qstash/messages/{mid}", headers={"x-api-key": "someone"}).status == 404

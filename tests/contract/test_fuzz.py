@@ -85,6 +85,14 @@ def _schemathesis_config(path: Path) -> Path:
         f"{[*defaults, *(str(x) for x in statuses)]!r}\n\n".replace("'", '"')
         for i, statuses in extra.items()
     )
+    # Where schemathesis is wrong, narrowly: /v1/qstash/schedules/{scheduleId} (GET, DELETE) and the greedy
+    # /v1/qstash/schedules/{destination} (POST) overlap. Its ST204 sends POST to the first template, expects
+    # 405, and gets the schedule creation's 400 ("invalid destination url"): POST is declared on the same
+    # path, as the second template; QStash answers it the same way (finding L6).
+    text += "".join(
+        f'[[operations]]\ninclude-operation-id = "{i}"\nchecks.unsupported_method.enabled = false\n\n'
+        for i in ("getSchedule", "deleteSchedule")
+    )
     path.write_text(text)
     return path
 

@@ -337,3 +337,13 @@ async def test_routing_divert_answers_some_real_bound_attempts_virtually(dest: D
     virtual = await routing.send(OutboundRequest("https://example.com/x", "POST", {}, b""), 1000)  # not asked
     assert virtual.virtual and asked == [url] * 3 and len(vt.requests) == 3
     await routing.close()
+
+
+def test_allow_patterns_match_names_not_the_addresses_they_resolve_to() -> None:
+    """L4, a deliberate choice: --deliver-to patterns match the URL's host as written; the simulator does
+    not resolve names to decide. Allowing *.allowed.test allows whatever that name's DNS points at (the
+    README's security section says so); an IP literal outside the patterns stays virtual."""
+    rt = RoutingTransport(Spy("real"), Spy("virtual"), allow=["*.allowed.test"])
+    assert rt.is_real("http://metadata.allowed.test:9301/admin")  # by name, whatever it resolves to
+    assert not rt.is_real("http://10.0.0.7/admin")  # an address nobody allowed: virtual
+    assert not rt.is_real("http://other.test/")

@@ -537,3 +537,11 @@ def test_scenario_rules_see_the_transactions_account(client: Client) -> None:
     entries = client.get("/_sim/journal?kind=request").json["entries"]
     fired = [e for e in entries if e["operation"] == "publishMessage"]
     assert [(e["account"], e["rule"]) for e in fired] == [(KEY, "alice-down/alice-503"), (OTHER, None)]
+
+
+def test_api_keys_guard_the_sapiom_api_not_the_gateway(client: Client) -> None:
+    """L3: --api-key (apiKeys) is the Sapiom API's allow-list; gateway calls name their account by key and are
+    not refused for an unknown one (the README says so exactly)."""
+    set_payment(client, apiKeys=[KEY])
+    assert client.post("/v1/transactions", json_body={}, headers=auth(OTHER)).status == 401
+    assert client.post("/v1/qstash/publish/https://example.com/x", body=b"x", headers=auth(OTHER)).status == 200
