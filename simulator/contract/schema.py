@@ -192,6 +192,7 @@ def scalar_checker(schema: Mapping[str, Any]) -> Checker | None:
     mn, mx = schema.get("minLength"), schema.get("maxLength")
     pattern = schema.get("pattern")
     rx = re.compile(pattern) if pattern is not None else None
+    expected_text = schema.get("x-expected")  # a human phrase for the pattern (never show a raw regex)
 
     def check(v: Any) -> str | None:
         if types and not _type_ok(v, types):
@@ -207,7 +208,7 @@ def scalar_checker(schema: Mapping[str, Any]) -> Checker | None:
             if (mn is not None and len(v) < mn) or (mx is not None and len(v) > mx):
                 return expected
             if rx is not None and rx.search(v) is None:
-                return f"must match {pattern}"
+                return f"expected {expected_text}" if expected_text else f"must match {pattern}"
         return None
 
     return check
@@ -269,7 +270,8 @@ def error_message(error: ValidationError) -> tuple[str, str]:
     if kw == "type":
         return pointer(path), f"expected {' or '.join(schema_types(sch))}, got {_json_type(inst)}"
     if kw == "pattern":
-        return pointer(path), f"must match {val}, got {got}"
+        human = sch.get("x-expected") if isinstance(sch, Mapping) else None
+        return pointer(path), (f"expected {human}, got {got}" if human else f"must match {val}, got {got}")
     if kw in ("enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength"):
         return pointer(path), f"expected {describe(sch)}, got {got}"
     if kw in ("minItems", "maxItems"):

@@ -65,6 +65,7 @@ MAX_INBOUND_LATENCY_MS = 30_000
 # Bounds of one scenario document, whatever reads it (file, control API, marker): a real scenario is a few
 # KB, a few hundred values deep at most. Past them the document is refused before it can cost memory: an
 # alias bomb (``&a [*b, *b, ...]`` nested) would otherwise expand to gigabytes from a few hundred bytes.
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 MAX_SCENARIO_BYTES = 1024 * 1024
 MAX_SCENARIO_NODES = 20_000  # values read, aliases counted each time they are used
 MAX_SCENARIO_DEPTH = 64
@@ -185,6 +186,7 @@ class _Reporter:
         self.source = source
         self.lines = lines
         self.errors: list[tuple[int, str]] = []
+        self.bad: set[Path_] = set()  # paths with an error: the builder skips what lies under them
 
     def line_of(self, path: Path_) -> int | None:
         while True:
@@ -198,8 +200,14 @@ class _Reporter:
         line = self.line_of(path)
         where = f"{self.source}:{line}" if line is not None else self.source
         text = f"{where}: {_fmt_path(path)}: {problem}"
+        self.bad.add(path)
         if (line or 0, text) not in self.errors:
             self.errors.append((line or 0, text))
+
+    def broken(self, path: Path_) -> bool:
+        """Whether an error was reported at ``path``, under it, or above it."""
+        n = len(path)
+        return any(p[:n] == path or path[: len(p)] == p for p in self.bad)
 
     def raise_if_any(self) -> None:
         if self.errors:
@@ -358,10 +366,13 @@ def load_scenario(
         report.add((), f"expected a mapping at the top level, got {_JSON_TYPES.get(type(data), 'a value')}")
         report.raise_if_any()
     _schema_problems(data, report)
-    report.raise_if_any()
+    # One pass reports everything: the parts the schema accepted are checked against the contract too.
     default_name = Path(label).stem if label.endswith((".yaml", ".yml", ".json")) else "scenario"
     builder = _Builder(report, operations, allowed_statuses or DEFAULT_ALLOWED_STATUSES)
-    scenario = builder.scenario(data, name=name or data.get("name") or default_name, source=label)
+    given = data.get("name")
+    scenario = builder.scenario(
+        data, name=name or (given if isinstance(given, str) else None) or default_name, source=label
+    )
     report.raise_if_any()
     return scenario
 
@@ -387,6 +398,13 @@ class _Builder:
                 hint = _did_you_mean(op, self.operations) or "; see the operationIds in openapi.yaml"
                 self.report.add(where, f"unknown operation {op!r}{hint}")
 
+    def check_methods(self, methods: tuple[str, ...] | None, path: Path_, *, listed: bool) -> None:
+        """An HTTP method a request can have (``FETCH`` would never match: a mistake, said so)."""
+        for i, method in enumerate(methods or ()):
+            if method.upper() not in HTTP_METHODS:
+                hint = _did_you_mean(method.upper(), HTTP_METHODS) or f"; expected one of {', '.join(HTTP_METHODS)}"
+                self.report.add(path + (i,) if listed else path, f"unknown HTTP method {method!r}{hint}")
+
     def allowed_for(self, ops: tuple[str, ...] | None) -> set[int]:
         """Statuses every one of ``ops`` documents; ``"*"`` adds to each. With no ops the rule may fire on any
         operation, so: what every listed operation documents (plus ``"*"``), or ``"*"`` alone if it is the
@@ -406,18 +424,29 @@ class _Builder:
 
     # -- pieces
 
+    def items(self, data: dict[str, Any], key: str) -> list[tuple[int, Any]]:
+        """The schema-valid items of the list ``key`` (each with its index); broken ones are skipped."""
+        if self.report.broken((key,)) and (key,) in self.report.bad:
+            return []
+        value = data.get(key) or []
+        if not isinstance(value, list):
+            return []
+        return [(i, item) for i, item in enumerate(value) if not self.report.broken((key, i))]
+
     def scenario(self, data: dict[str, Any], *, name: str, source: str) -> Scenario:
-        payment = self.payment(data.get("payment") or {})
-        rules = tuple(self.rule(r, i, name) for i, r in enumerate(data.get("rules") or []))
+        payment = self.payment(data.get("payment") or {}) if not self.report.broken(("payment",)) else PaymentDefaults()
+        rules = tuple(self.rule(r, i, name) for i, r in self.items(data, "rules"))
         seen: dict[str, int] = {}
         for i, rule in enumerate(rules):
             if rule.name in seen:
                 other = seen[rule.name]
                 self.report.add(("rules", i, "name"), f"duplicate rule name {rule.name!r} (also rules[{other}])")
             seen.setdefault(rule.name, i)
-        dests = tuple(self.destination(d, i, name) for i, d in enumerate(data.get("destinations") or []))
-        steps = tuple(self.step(s, i, name) for i, s in enumerate(data.get("timeline") or []))
-        limits = self.rate_limits(data["rate_limits"]) if "rate_limits" in data else None
+        dests = tuple(self.destination(d, i, name) for i, d in self.items(data, "destinations"))
+        steps = tuple(self.step(s, i, name) for i, s in self.items(data, "timeline"))
+        limits = None
+        if "rate_limits" in data and not self.report.broken(("rate_limits",)):
+            limits = self.rate_limits(data["rate_limits"])
         return Scenario(
             name=name,
             source=source,
@@ -446,6 +475,7 @@ class _Builder:
         if ops is not None:
             self.check_operations(ops, path + ("operation",), listed=isinstance(m["operation"], list))
         methods = _tuple(m.get("method"))
+        self.check_methods(methods, path + ("method",), listed=isinstance(m.get("method"), list))
         return Match(
             operations=ops,
             methods=None if methods is None else tuple(x.upper() for x in methods),
@@ -540,6 +570,7 @@ class _Builder:
         items = raw if isinstance(raw, list) else [raw]
         answers = tuple(self.answer(x, name) for x in items)
         methods = _tuple(d.get("method"))
+        self.check_methods(methods, ("destinations", i, "method"), listed=isinstance(d.get("method"), list))
         w_from = _parse_duration(d["from"]) if "from" in d else None
         w_until = _parse_duration(d["until"]) if "until" in d else None
         if w_from is not None and w_until is not None and w_until <= w_from:
