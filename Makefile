@@ -40,12 +40,12 @@ bench: venv
 
 # >= 1,000 schemathesis cases per seed over 3 seeds, every check on, no failure tolerated.
 fuzz: venv
-	QSTASH_SIM_FUZZ=full $(PY) -m pytest -q tests/test_fuzz.py $(ARGS)
+	QSTASH_SIM_FUZZ=full $(PY) -m pytest -q tests/contract/test_fuzz.py $(ARGS)
 
 # The full nothing-lost load: 10,000 messages, 50 clients, 20 queues, under scenarios/lossy-network.yaml
 # (2 % of publishes dropped, 10 % of deliveries answered 503); -s shows its summary line.
 soak: venv
-	QSTASH_SIM_SOAK=full $(PY) -m pytest -q -s tests/test_nothing_lost.py tests/test_hostile.py $(ARGS)
+	QSTASH_SIM_SOAK=full $(PY) -m pytest -q -s tests/core/test_nothing_lost.py tests/http/test_hostile.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) tests/e2e/node_modules build dist *.egg-info

@@ -245,14 +245,17 @@ class RealTransport:
         except aiohttp.ServerDisconnectedError:
             return self._failed("connection reset", start)
         except aiohttp.ClientOSError as exc:
-            msg = "connection reset" if exc.errno in (errno.ECONNRESET, errno.EPIPE) else f"network error: {exc}"
-            return self._failed(msg, start)
+            if exc.errno in (errno.ECONNRESET, errno.EPIPE) or "write request body" in str(exc):
+                return self._failed("connection reset", start)  # the peer reset while we were sending
+            return self._failed(f"network error: {_short(str(exc))}", start)
         except aiohttp.ClientPayloadError as exc:
             return self._failed(f"connection reset while reading the response ({exc})", start)
         except aiohttp.InvalidURL as exc:
             return self._failed(f"invalid url: {exc}", start)
+        except aiohttp.ClientResponseError as exc:  # the answer was not HTTP (its parser's words, cut short)
+            return self._failed(f"invalid HTTP response: {_short(exc.message)}", start)
         except aiohttp.ClientError as exc:
-            return self._failed(f"{type(exc).__name__}: {exc}", start)
+            return self._failed(f"{type(exc).__name__}: {_short(str(exc))}", start)
 
     async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
         chunks: list[bytes] = []
@@ -278,10 +281,18 @@ class RealTransport:
         self._session = None
 
 
+def _short(text: str, limit: int = 160) -> str:
+    """One line of at most ``limit`` characters (a destination's garbage must not fill the journal)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def _connect_error(exc: aiohttp.ClientConnectorError) -> str:
     err = getattr(exc, "os_error", None)
     if isinstance(err, ConnectionRefusedError) or getattr(err, "errno", None) == errno.ECONNREFUSED:
         return "connection refused"
+    if getattr(err, "errno", None) == errno.ECONNRESET:
+        return "connection reset"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return f"dns lookup failed for {exc.host}"
     return f"connection failed: {err or exc}"
