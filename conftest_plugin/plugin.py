@@ -19,6 +19,8 @@ import pytest
 
 # The simulator (and aiohttp) load on first use of a fixture, not whenever pytest starts.
 if TYPE_CHECKING:
+    from qstash_sim.receiver import Receiver
+
     from .handle import AsyncQstashSim, QstashSim
     from .server import SimConfig, SimServer
 
@@ -187,6 +189,29 @@ def qstash_sim(request: pytest.FixtureRequest, _qstash_sim_server: SimServer) ->
     sim = _open(_qstash_sim_server, cfg)
     yield sim
     sim.finish()
+
+
+@pytest.fixture(scope="session")
+def _qstash_receiver_server(_qstash_sim_server: SimServer) -> Iterator[Receiver]:
+    """The session's built-in receiver (one loopback port), verifying against the session server's keys."""
+    from qstash_sim.receiver import Receiver
+
+    receiver = Receiver(keys=_qstash_sim_server.account_keys).start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+@pytest.fixture
+def qstash_receiver(qstash_sim: QstashSim, _qstash_receiver_server: Receiver) -> Iterator[Receiver]:
+    """A loopback destination for this test (like pytest-httpserver's ``httpserver``): publish to
+    ``qstash_receiver.url("/hook")``, then read ``qstash_receiver.deliveries`` (each with ``.json``,
+    ``.headers``, ``.verified`` and, when not, ``.verification.reason``). ``respond(503, fail_first=2)``
+    scripts its answers. Cleared before each test."""
+    _qstash_receiver_server.clear()
+    yield _qstash_receiver_server
+    _qstash_receiver_server.clear()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from qstash_sim.base.clock import DEFAULT_START_MS, VirtualClock
+from qstash_sim.domain.account import SigningKeys
 from qstash_sim.server import ServerThread
 from qstash_sim.simulator import Simulator
 
@@ -94,6 +95,14 @@ class SimServer:
                 sim.load_scenario(source)
 
         self.thread.call_soon(apply)
+
+    def account_keys(self) -> list[tuple[str, SigningKeys]]:
+        """Every account's signing keys, read on the server's loop (copies): what a receiver verifies against."""
+
+        def read() -> list[tuple[str, SigningKeys]]:
+            return [(a.name, SigningKeys(a.signing_keys.current, a.signing_keys.next)) for a in self.sim.accounts()]
+
+        return self.thread.call_soon(read)
 
     def stop(self) -> None:
         """Stop serving and join the thread (idempotent)."""

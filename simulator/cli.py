@@ -55,6 +55,18 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _count0(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return int(text)
+
+
+def _status(text: str) -> int:
+    if not text.isdigit() or not 100 <= int(text) <= 599:
+        raise argparse.ArgumentTypeError(f"expected an HTTP status from 100 to 599, got {text!r}")
+    return int(text)
+
+
 def _seed(text: str) -> int:
     if not text.isdigit() or int(text) > 2**32 - 1:
         raise argparse.ArgumentTypeError(f"expected an integer from 0 to 4294967295, got {text!r}")
@@ -80,7 +92,38 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(sub)
     _add_check(sub)
+    _add_receive(sub)
     return parser
+
+
+def _add_receive(sub: Any) -> None:
+    receive = sub.add_parser(
+        "receive",
+        help="run a destination that prints every delivery and checks its signature",
+        description="A destination on 127.0.0.1 that answers each delivery (200 unless told otherwise) and prints "
+        "it: method, path, the headers that matter, the body, and whether Upstash-Signature verifies for that URL "
+        "and body with the simulator's signing keys (read from --sim), and why not when it does not.",
+        epilog="example:\n  qstash-sim receive --port 9000 --fail-first 2   # 503, 503, then 200\n  curl -X POST "
+        "http://127.0.0.1:8080/v1/qstash/publish/http://127.0.0.1:9000/hook -d '{\"hi\":1}'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    receive.add_argument("--port", type=_port, default=9000, help="port to listen on, on 127.0.0.1 (default: 9000)")
+    receive.add_argument("--status", type=_status, default=200, help="status to answer (default: 200)")
+    receive.add_argument(
+        "--fail-first", type=_count0, default=0, metavar="N", help="answer the first N deliveries with 503"
+    )
+    receive.add_argument(
+        "--sim",
+        default="http://127.0.0.1:8080",
+        metavar="URL",
+        help="the simulator whose signing keys verify signatures (default: http://127.0.0.1:8080)",
+    )
+    receive.add_argument(
+        "--control-token",
+        default=None,
+        metavar="TOKEN",
+        help="the simulator's control token, if it has one (default: $QSTASH_SIM_CONTROL_TOKEN)",
+    )
 
 
 def _add_serve(sub: Any) -> None:
@@ -308,6 +351,36 @@ def _control_token(args: argparse.Namespace) -> tuple[str | None, str | None]:
     return token, warning
 
 
+def _receive(args: argparse.Namespace) -> int:
+    from qstash_sim.receiver import Receiver, simulator_keys
+
+    token = args.control_token or os.environ.get("QSTASH_SIM_CONTROL_TOKEN") or None
+    try:
+        receiver = Receiver(
+            port=args.port,
+            status=args.status,
+            fail_first=args.fail_first,
+            keys=simulator_keys(args.sim, token),
+            on_delivery=lambda d: print(d.describe(), flush=True),
+        )
+    except OSError as exc:
+        print(f"qstash-sim: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    failing = f", the first {args.fail_first} with 503" if args.fail_first else ""
+    print(
+        f"qstash-sim receiver listening at {receiver.url()} (answers {args.status}{failing}; signatures checked "
+        f"with the keys of {args.sim}) - Ctrl-C to stop",
+        flush=True,
+    )
+    try:
+        receiver.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        receiver.stop()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``qstash-sim`` and ``python -m qstash_sim``."""
     parser = build_parser()
@@ -323,6 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_serve(args))
         except KeyboardInterrupt:
             return 0
+    if args.command == "receive":
+        return _receive(args)
     if args.command == "check":
         from qstash_sim.contract.load import packaged_fault_statuses
         from qstash_sim.scenarios.check import check_main

@@ -11,10 +11,12 @@ import base64
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
+from typing import Any
 
 from qstash_sim.domain.account import SigningKeys
 
-__all__ = ["TOKEN_LIFETIME_S", "body_hash", "rotate", "sign"]
+__all__ = ["TOKEN_LIFETIME_S", "Verification", "body_hash", "rotate", "sign", "verify"]
 
 TOKEN_LIFETIME_S = 300
 _HEADER_B64 = base64.urlsafe_b64encode(
@@ -59,3 +61,69 @@ def rotate(keys: SigningKeys, new_next: str) -> SigningKeys:
     """
     keys.current, keys.next = keys.next, new_next
     return keys
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """What checking an ``Upstash-Signature`` found: ``ok``, and when not, ``reason`` (one line)."""
+
+    ok: bool
+    reason: str = ""
+    claims: dict[str, Any] | None = None
+    key: str | None = None  # "current" or "next": which key verified it
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def _b64decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def verify(
+    token: str | None, keys: SigningKeys, url: str, body: bytes, now_s: float, *, leeway_s: int = 0
+) -> Verification:
+    """Check ``token`` the way the official Receivers do (current key, then next), and say why not.
+
+    ``verify(sign(k.current, "https://a/x", b"{}", t, "jwt_1"), k, "https://a/x", b"{}", t / 1000)`` ->
+    ``Verification(ok=True, key="current", ...)``; for another URL the reason reads ``signed for
+    https://a/x, received at https://a/y``.
+    """
+    if not token:
+        return Verification(False, "no Upstash-Signature header")
+    parts = token.split(".")
+    if len(parts) != 3:
+        return Verification(False, "Upstash-Signature is not a JWT (three dot-separated parts)")
+    try:
+        header = json.loads(_b64decode(parts[0]))
+        claims = json.loads(_b64decode(parts[1]))
+    except (ValueError, UnicodeDecodeError):
+        return Verification(False, "Upstash-Signature is not a JWT (its parts are not base64url JSON)")
+    if not isinstance(claims, dict) or not isinstance(header, dict) or header.get("alg") != "HS256":
+        return Verification(False, "Upstash-Signature is not an HS256 JWT", None)
+    signing_input = f"{parts[0]}.{parts[1]}".encode()
+    which = None
+    for name, key in (("current", keys.current), ("next", keys.next)):
+        mac = _b64url(hmac.new(key.encode("utf-8"), signing_input, hashlib.sha256).digest()).decode()
+        if hmac.compare_digest(mac, parts[2]):
+            which = name
+            break
+    if which is None:
+        return Verification(False, "signed with another key (not these current or next signing keys)", claims)
+    if claims.get("iss") != "Upstash":
+        return Verification(False, f"issuer is {claims.get('iss')!r}, not 'Upstash'", claims, which)
+    if claims.get("sub") != url:
+        return Verification(False, f"signed for {claims.get('sub')}, received at {url}", claims, which)
+    exp, nbf = claims.get("exp"), claims.get("nbf")
+    if not isinstance(exp, int) or now_s > exp + leeway_s:
+        return Verification(
+            False, f"expired at {exp} (now {int(now_s)}; signatures live {TOKEN_LIFETIME_S} s)", claims, which
+        )
+    if not isinstance(nbf, int) or now_s + leeway_s < nbf:
+        return Verification(False, f"not valid before {nbf} (now {int(now_s)})", claims, which)
+    want = body_hash(body).rstrip("=")
+    if str(claims.get("body", "")).rstrip("=") != want:
+        return Verification(
+            False, "the body's SHA-256 does not match the signature's body claim (was it changed?)", claims, which
+        )
+    return Verification(True, "", claims, which)
