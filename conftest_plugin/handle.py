@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
+import json as jsonlib
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +41,7 @@ from .server import ScenarioSource, SimConfig, SimServer
 __all__ = ["AsyncQstashSim", "AsyncSimClock", "QstashSim", "SimClock"]
 
 T = TypeVar("T")
+V = TypeVar("V")
 Delta = timedelta | int | float | str
 When = int | datetime | str
 
@@ -50,6 +56,28 @@ class _Core:
     server: SimServer
     config: SimConfig
     reported: set[int] = field(default_factory=set)
+    # Coroutines the async handle's verbs returned: one never awaited fails the test at teardown.
+    unawaited: list[tuple[str, Coroutine[Any, Any, Any]]] = field(default_factory=list)
+
+    def track(self, name: str, coro: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
+        """Remember ``coro`` (an async verb's) to check at teardown that it was awaited."""
+        self.unawaited[:] = [(n, c) for n, c in self.unawaited if inspect.getcoroutinestate(c) == inspect.CORO_CREATED]
+        self.unawaited.append((name, coro))
+        return coro
+
+    def check_awaited(self) -> None:
+        """Raise for every async verb whose coroutine was never awaited (its check never ran)."""
+        __tracebackhide__ = True
+        missed = [n for n, c in self.unawaited if inspect.getcoroutinestate(c) == inspect.CORO_CREATED]
+        for _, coro in self.unawaited:
+            coro.close()  # no "never awaited" RuntimeWarning on top of our error
+        self.unawaited.clear()
+        if missed:
+            names = ", ".join(f"qstash_sim_async.{n}(...)" for n in missed)
+            raise _a.QstashSimAssertionError(
+                f"{names} {'was' if len(missed) == 1 else 'were'} never awaited, so nothing was checked: "
+                f"write `await qstash_sim_async.{missed[0]}(...)`"
+            )
 
     @property
     def sim(self) -> Simulator:
@@ -76,8 +104,22 @@ class _Core:
                 raise exc
 
     def call(self, make: Callable[[], Awaitable[T]], timeout: float | None = 120) -> T:
-        """Run a coroutine on the server's loop and wait for it from this thread."""
+        """Run a coroutine on the server's loop and wait for it from this thread.
+
+        Refused inside a running event loop (an async test): waiting here would block that loop, and a
+        destination it serves could not answer the deliveries being waited for.
+        """
         __tracebackhide__ = True
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and running is not self.server.thread.loop:
+            raise RuntimeError(
+                "qstash-sim: the sync qstash_sim fixture was used inside an async test; waiting would block this "
+                "test's event loop (and any endpoint it serves). Use qstash_sim_async and await its verbs: "
+                "`await qstash_sim_async.clock.advance(...)`, `await qstash_sim_async.assert_delivered(...)`"
+            )
         result = self.server.thread.call(make, timeout)
         self.reraise()
         return result
@@ -108,11 +150,31 @@ class _Core:
         return self.on_loop(take)
 
     def finish(self) -> None:
-        """Teardown: let work due now finish (so nothing crosses into the next test), then re-raise."""
+        """Teardown: let work due now finish (so nothing crosses into the next test), then re-raise, then fail
+        for an async verb that was never awaited."""
         # The test's outcome matters more than a late delivery's: a failure to settle is not reported.
         with contextlib.suppress(Exception):
             self.server.thread.call(self.sim.settle, timeout=60)
         self.reraise()
+        self.check_awaited()
+
+
+def _awaited(cls: type[V]) -> type[V]:
+    """Class decorator: each ``async def`` verb of ``cls`` registers its coroutine with the core, so a verb
+    called without ``await`` fails the test at teardown instead of passing with a RuntimeWarning."""
+    for name, fn in list(vars(cls).items()):
+        if inspect.iscoroutinefunction(fn):
+
+            def wrap(fn: Callable[..., Coroutine[Any, Any, Any]], name: str = name) -> Callable[..., Any]:
+                @functools.wraps(fn)
+                def verb(self: Any, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+                    core: _Core = self._core
+                    return core.track(name, fn(self, *args, **kwargs))
+
+                return verb
+
+            setattr(cls, name, wrap(fn))
+    return cls
 
 
 def _ms(t: When) -> int:
@@ -177,6 +239,59 @@ class _Reads:
     def headers(self) -> dict[str, str]:
         """``{"Authorization": "Bearer <api_key>"}``, ready for a client."""
         return {"Authorization": f"Bearer {self.api_key}"}
+
+    def env(self) -> dict[str, str]:
+        """The environment variables an application reads to talk to this simulator::
+
+            {"SAPIOM_BASE_URL": origin, "QSTASH_URL": origin, "QSTASH_TOKEN": api_key,
+             "QSTASH_CURRENT_SIGNING_KEY": ..., "QSTASH_NEXT_SIGNING_KEY": ...}
+
+        (the keys are the ``api_key`` account's, the account of calls with that token or with none).
+        """
+        keys = self.signing_keys
+        origin = self._core.server.origin
+        return {
+            "SAPIOM_BASE_URL": origin,
+            "QSTASH_URL": origin,
+            "QSTASH_TOKEN": self.api_key,
+            "QSTASH_CURRENT_SIGNING_KEY": keys.current,
+            "QSTASH_NEXT_SIGNING_KEY": keys.next,
+        }
+
+    def setenv(self, monkeypatch: Any) -> dict[str, str]:
+        """Set :meth:`env` for this test with pytest's ``monkeypatch`` (undone after the test); returns it."""
+        values = self.env()
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        return values
+
+    def publish(
+        self,
+        destination: str,
+        body: bytes | str | Any = b"",
+        *,
+        headers: Mapping[str, str] | None = None,
+        queue: str | None = None,
+    ) -> str:
+        """Publish through the gateway with this test's key (enqueue with ``queue``); returns the message id.
+
+        ``body``: bytes, text, or anything JSON-able (sent as ``application/json``).
+        ``qstash_sim.publish(qstash_receiver.url("/hook"), {"orderId": 1}, headers={"Upstash-Delay": "1m"})``
+        """
+        hdrs = {**self.headers, **(headers or {})}
+        if not isinstance(body, bytes | str):
+            body = jsonlib.dumps(body)
+            hdrs.setdefault("Content-Type", "application/json")
+        data = body.encode() if isinstance(body, str) else body
+        path = f"/enqueue/{queue}/{destination}" if queue else f"/publish/{destination}"
+        req = urllib.request.Request(self.url + path, data=data, method="POST", headers=hdrs)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+        try:
+            with opener.open(req, timeout=30) as resp:
+                return str(jsonlib.loads(resp.read())["messageId"])
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode(errors="replace")
+            raise AssertionError(f"publish to {destination} answered {exc.code}: {text}") from None
 
     @property
     def messages(self) -> list[Message]:
@@ -387,6 +502,7 @@ class QstashSim(_Reads):
 # ---------------------------------------------------------------------------------------------- async
 
 
+@_awaited
 class AsyncSimClock(_ClockReads):
     """:class:`SimClock` with awaitable moves; ``now``/``now_ms`` stay plain reads."""
 
@@ -402,6 +518,7 @@ class AsyncSimClock(_ClockReads):
         return await self.advance(timedelta(milliseconds=_forward(self._core, when)))
 
 
+@_awaited
 class AsyncQstashSim(_Reads):
     """:class:`QstashSim` for async tests: the verbs that wait on deliveries are coroutines.
 

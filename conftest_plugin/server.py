@@ -88,6 +88,8 @@ class SimServer:
         def apply() -> None:
             sim.reset(seed=config.seed, now_ms=EPOCH_MS)  # payment settings back to the baseline too
             sim.configure(deliver_to=config.deliver_to, strict=config.strict)
+            # A call without credentials is the test's own account: the keys and spend the handle shows.
+            sim.anonymous_account = config.api_key
             if config.payment is not None:
                 sim.sapiom.update(mode=config.payment)
             sim.clear_scenarios()

@@ -159,7 +159,7 @@ class Dispatcher:
         validated = op.validate_request(
             request.headers, request.query, params, body, request.headers.get("Content-Type")
         )
-        caller = surface.authenticate(request)
+        caller = surface.authenticate(request, self.sim)
         caller.request_id = entry.request_id
         entry.account = caller.account if surface.accounts else None
         if surface.upstash_headers:

@@ -7,7 +7,7 @@ the caller, and its hooks. The app is built from a list of surfaces (:func:`qsta
 ``contract``              the compiled operations of its spec section (``paths`` under the mount)
 ``handlers``              ``operationId -> handler``: exactly one per operation (checked at start-up);
                           two surfaces may both have a ``publish``
-``authenticate``          the request -> the :class:`~qstash_sim.domain.commands.Caller`
+``authenticate``          (request, simulator) -> the :class:`~qstash_sim.domain.commands.Caller`
 ``hooks``                 :class:`Hook` objects, in order: ``resolve`` (refine the caller), ``before``
                           (may answer instead of the handler), ``after`` (a successful handler's reply),
                           ``finish`` (always, with the final status)
@@ -137,7 +137,7 @@ class Surface:
         mount: Sequence[str],
         contract: Contract,
         handlers: Mapping[str, Handler],
-        authenticate: Callable[[InboundRequest], Caller] = no_caller,
+        authenticate: Callable[[InboundRequest, Simulator], Caller] = lambda request, sim: no_caller(request),
         hooks: Sequence[Hook] = (),
         upstash_headers: bool = False,
         accounts: bool = True,

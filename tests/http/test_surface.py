@@ -49,7 +49,7 @@ def mini_surface() -> Surface:
         mount=("/mini/",),
         contract=Contract.from_spec(MINI_SPEC),
         handlers={"publishMessage": mini_publish},
-        authenticate=lambda req: Caller(account=req.headers.get("X-Mini-User", "nobody")),
+        authenticate=lambda req, sim: Caller(account=req.headers.get("X-Mini-User", "nobody")),
         hooks=[Stamp()],
     )
 

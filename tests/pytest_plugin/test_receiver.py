@@ -85,3 +85,45 @@ def test_a_failed_check_says_why() -> None:
         (False, None, "signed with another key (not these current or next signing keys)"),
         (False, None, "no Upstash-Signature header"),
     ]
+
+
+FOOTGUNS = """
+import pytest
+
+async def test_sync_fixture_in_an_async_test_fails_at_once(qstash_sim):
+    with pytest.raises(RuntimeError, match="use qstash_sim_async|Use qstash_sim_async"):
+        qstash_sim.clock.advance("1h")
+
+async def test_an_unawaited_assertion_fails_the_test(qstash_sim_async):
+    qstash_sim_async.assert_in_dlq("msg_nope")   # no await: nothing would be checked
+
+def test_env_and_publish_helpers(qstash_sim, qstash_receiver, monkeypatch):
+    import os
+    env = qstash_sim.setenv(monkeypatch)
+    assert os.environ["QSTASH_URL"] == qstash_sim.sapiom_base_url == env["SAPIOM_BASE_URL"]
+    assert env["QSTASH_TOKEN"] == qstash_sim.api_key
+    assert env["QSTASH_CURRENT_SIGNING_KEY"] == qstash_sim.signing_keys.current
+    mid = qstash_sim.publish(qstash_receiver.url("/h"), {"a": 1})
+    qstash_sim.settle()
+    [d] = qstash_receiver.deliveries
+    assert d.message_id == mid and d.json == {"a": 1} and d.verified and d.account == qstash_sim.api_key
+
+def test_keyless_calls_are_the_tests_own_account(qstash_sim, qstash_receiver):
+    import urllib.request
+    req = urllib.request.Request(f"{qstash_sim.url}/publish/{qstash_receiver.url('/k')}", data=b"x", method="POST")
+    urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=10).read()
+    qstash_sim.settle()
+    [d] = qstash_receiver.deliveries
+    assert d.account == qstash_sim.api_key   # the keys qstash_sim.signing_keys shows verify it
+    qstash_sim.assert_spent(qstash_sim.api_key, "0.00001")
+"""
+
+
+def test_async_footguns_and_the_env_helpers(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(FOOTGUNS)
+    result = pytester.runpytest("-p", "no:randomly", "-W", "error::RuntimeWarning")
+    result.assert_outcomes(passed=4, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*qstash_sim_async.assert_in_dlq(...) was never awaited, so nothing was checked*"], consecutive=False
+    )

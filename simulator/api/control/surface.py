@@ -31,7 +31,7 @@ def control_surface(spec: Mapping[str, Any], *, token: str | None = None) -> Sur
     reachable from other machines.
     """
 
-    def authenticate(request: InboundRequest) -> Caller:
+    def authenticate(request: InboundRequest, sim: Any) -> Caller:
         if token is not None and not _carries(request, token):
             raise Unauthorized(
                 f"the control plane needs the control token: send Authorization: Bearer <token> or {TOKEN_HEADER}"

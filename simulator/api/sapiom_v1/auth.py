@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from qstash_sim.domain.commands import DEFAULT_ACCOUNT, Caller
+from qstash_sim.core.service import SimulatorCore
+from qstash_sim.domain.commands import Caller
 from qstash_sim.http.surface import InboundRequest
 
 __all__ = ["api_key", "authenticate"]
@@ -25,6 +26,6 @@ def api_key(headers: Mapping[str, str]) -> str:
     return ""
 
 
-def authenticate(request: InboundRequest) -> Caller:
-    """The caller's account from its key (``default`` without one)."""
-    return Caller(account=api_key(request.headers) or DEFAULT_ACCOUNT, caller_ip=request.remote or "127.0.0.1")
+def authenticate(request: InboundRequest, sim: SimulatorCore) -> Caller:
+    """The caller's account from its key; without one, the simulator's ``anonymous_account`` (``default``)."""
+    return Caller(account=api_key(request.headers) or sim.anonymous_account, caller_ip=request.remote or "127.0.0.1")
