@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from qstash_sim.domain.flow import FlowControl
+
 __all__ = [
     "DEFAULT_ACCOUNT",
     "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT_MS",
     "MAX_RETRIES",
     "METHODS",
+    "CallbackSettings",
     "Caller",
     "MessageSettings",
     "PublishCommand",
@@ -42,6 +45,23 @@ class Caller:
 
 
 @dataclass(slots=True)
+class CallbackSettings:
+    """Where a (failure) callback goes and how it is delivered: ``Upstash-Callback`` and its variants.
+
+    ``None`` fields inherit the source message's settings (QStash: "uses the original retry settings unless
+    Upstash-Callback-* headers are set").
+    """
+
+    url: str
+    method: str = "POST"
+    timeout_ms: int | None = None
+    retries: int | None = None
+    retry_delay_expr: str | None = None
+    delay_ms: int = 0
+    headers: dict[str, str] = field(default_factory=dict)  # forwarded to the callback URL
+
+
+@dataclass(slots=True)
 class MessageSettings:
     """Everything a message needs besides its id and body."""
 
@@ -57,6 +77,10 @@ class MessageSettings:
     dedup_id: str | None = None
     content_dedup: bool = False
     labels: list[str] = field(default_factory=list)
+    callback: CallbackSettings | None = None
+    failure_callback: CallbackSettings | None = None
+    flow_control: FlowControl | None = None
+    redact: str | None = None  # Upstash-Redact-Fields, as given
 
     def dedup_key(self, body: bytes) -> str | None:
         """The deduplication id of a message with this body: the explicit one, the content one, or ``None``."""

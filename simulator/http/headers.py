@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from qstash_sim.base.durations import parse_duration
-from qstash_sim.domain.commands import MAX_RETRIES, METHODS, MessageSettings, PublishCommand, ScheduleCommand
+from qstash_sim.domain.commands import (
+    MAX_RETRIES,
+    METHODS,
+    CallbackSettings,
+    MessageSettings,
+    PublishCommand,
+    ScheduleCommand,
+)
+from qstash_sim.domain.flow import FlowControl
 from qstash_sim.engine.cron import check_cron
 from qstash_sim.engine.retry import compile_retry_delay
 from qstash_sim.errors import BadRequest
@@ -136,12 +145,32 @@ def _check_header_value(loc: str, value: str) -> None:
         raise BadRequest(f"{loc}: header value is not valid UTF-8") from None
 
 
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one surface reads ``Upstash-*`` headers.
+
+    Sapiom's gateway accepts and drops callbacks and flow control (as the service does) and allows 5
+    retries; native QStash keeps them and allows up to 100 (plan limits are not simulated).
+    """
+
+    keep_callbacks: bool = False
+    keep_flow_control: bool = False
+    max_retries: int = MAX_RETRIES
+
+
+SAPIOM = Dialect()
+QSTASH = Dialect(keep_callbacks=True, keep_flow_control=True, max_retries=100)
+
+_CALLBACK_FIELDS = ("method", "timeout", "retries", "retry-delay", "delay")
+
+
 def parse_settings(
     url: str,
     headers: Mapping[str, str],
     *,
     where: str = "header",
     warn: Callable[[str], None] | None = None,
+    dialect: Dialect = SAPIOM,
 ) -> MessageSettings:
     """Read the ``Upstash-*`` settings and the forwarded headers of one message.
 
@@ -149,71 +178,186 @@ def parse_settings(
     way names are compared case-insensitively. ``where`` prefixes every error message. A forwarded
     framing header (:data:`FRAMING_HEADERS`) is dropped, and ``warn`` is told why.
     """
-    s = MessageSettings(url=url)
-    forward_all = False
-    extra: list[tuple[str, str]] = []
+    reader = _Reader(MessageSettings(url=url), where, warn, dialect)
     for raw_name, value in headers.items():
-        name = raw_name.lower()
-        loc = f"{where} {raw_name}" if where == "header" else f"{where}/{raw_name}"
+        reader.read(raw_name, value)
+    return reader.finish()
+
+
+class _Reader:
+    """Reads one message's headers into :class:`MessageSettings` (one method per family of names)."""
+
+    def __init__(self, s: MessageSettings, where: str, warn: Callable[[str], None] | None, dialect: Dialect) -> None:
+        self.s, self.where, self.warn, self.dialect = s, where, warn, dialect
+        self.forward_all = False
+        self.extra: list[tuple[str, str]] = []
+        self.callbacks: dict[str, dict[str, str]] = {"upstash-callback": {}, "upstash-failure-callback": {}}
+        self.flow: dict[str, str] = {}
+
+    def loc(self, raw_name: str) -> str:
+        return f"{self.where} {raw_name}" if self.where == "header" else f"{self.where}/{raw_name}"
+
+    def read(self, raw_name: str, value: Any) -> None:
+        name, loc = raw_name.lower(), self.loc(raw_name)
         if not isinstance(value, str):
             raise BadRequest(f"{loc}: expected a string value, got {type(value).__name__}")
         if len(value) > MAX_HEADER_VALUE:  # a request's own headers are bounded by the server; an item's here
             raise BadRequest(f"{loc}: at most {MAX_HEADER_VALUE} characters, got {len(value)}")
         if name == "content-type":
             _check_header_value(loc, value)
-            s.content_type = value
+            self.s.content_type = value
         elif name.startswith("upstash-forward-"):
-            fwd = raw_name[len("upstash-forward-") :]
-            if not fwd or not _TOKEN_RE.match(fwd):
-                raise BadRequest(f"{loc}: {fwd!r} is not a valid header name")
-            _check_header_value(loc, value)
-            if fwd.lower() in FRAMING_HEADERS:
-                if warn is not None:
-                    warn(f"{loc}: {fwd} is a connection/framing header; dropped, not forwarded")
-                continue
-            s.headers[fwd] = value
-        elif name == "upstash-method":
-            if value.upper() not in METHODS:
-                raise BadRequest(f"{loc}: expected one of {', '.join(METHODS)}, got {value!r}")
-            s.method = value.upper()
-        elif name == "upstash-delay":
-            s.delay_ms = _duration(value, loc)
-        elif name == "upstash-not-before":
-            if not value.strip().isdigit():
-                raise BadRequest(f"{loc}: expected Unix seconds (an integer), got {value!r}")
-            s.not_before_s = int(value)
-        elif name == "upstash-retries":
-            if not value.strip().isdigit() or not 0 <= int(value) <= MAX_RETRIES:
-                raise BadRequest(f"{loc}: expected an integer from 0 to {MAX_RETRIES}, got {value!r}")
-            s.retries = int(value)
-        elif name == "upstash-retry-delay":
-            try:
-                compile_retry_delay(value)
-            except ValueError as exc:
-                raise BadRequest(f"{loc}: {exc}") from None
-            s.retry_delay_expr = value
-        elif name == "upstash-timeout":
-            ms = int(value) * 1000 if value.strip().isdigit() else _duration(value, loc)
-            if ms <= 0:
-                raise BadRequest(f"{loc}: expected a positive duration, got {value!r}")
-            s.timeout_ms = ms
-        elif name == "upstash-deduplication-id":
-            s.dedup_id = value
-        elif name == "upstash-content-based-deduplication":
-            s.content_dedup = _bool(value, loc)
-        elif name == "upstash-label":
-            s.labels = [p.strip() for p in value.split(",") if p.strip()]
-        elif name == "upstash-header-forward":
-            forward_all = _bool(value, loc)
+            self.forwarded(self.s.headers, raw_name[len("upstash-forward-") :], value, loc)
+        elif name.startswith(("upstash-callback", "upstash-failure-callback")):
+            if self.dialect.keep_callbacks:
+                family = (
+                    "upstash-failure-callback" if name.startswith("upstash-failure-callback") else "upstash-callback"
+                )
+                self.callbacks[family][raw_name[len(family) :].lstrip("-") or ""] = value
+        elif name.startswith("upstash-flow-control-"):
+            if self.dialect.keep_flow_control:
+                self.flow[name] = value
+        elif name in _SIMPLE:
+            _SIMPLE[name](self, value, loc)
         elif not name.startswith("upstash-"):
-            extra.append((raw_name, value))
-        # Every other Upstash-* header (callbacks, flow control, cron, telemetry, ...) is dropped here.
-    if forward_all:
-        for raw_name, value in extra:
-            if raw_name.lower() not in _NOT_FORWARDED:
-                _check_header_value(f"{where} {raw_name}" if where == "header" else f"{where}/{raw_name}", value)
-                s.headers.setdefault(raw_name, value)
-    return s
+            self.extra.append((raw_name, value))
+        # Every other Upstash-* header (cron, schedule id, telemetry, ...) is not a message setting.
+
+    def forwarded(self, into: dict[str, str], fwd: str, value: str, loc: str) -> None:
+        if not fwd or not _TOKEN_RE.match(fwd):
+            raise BadRequest(f"{loc}: {fwd!r} is not a valid header name")
+        _check_header_value(loc, value)
+        if fwd.lower() in FRAMING_HEADERS:
+            if self.warn is not None:
+                self.warn(f"{loc}: {fwd} is a connection/framing header; dropped, not forwarded")
+            return
+        into[fwd] = value
+
+    def finish(self) -> MessageSettings:
+        s = self.s
+        if self.forward_all:
+            for raw_name, value in self.extra:
+                if raw_name.lower() not in _NOT_FORWARDED:
+                    _check_header_value(self.loc(raw_name), value)
+                    s.headers.setdefault(raw_name, value)
+        s.callback = self.callback("upstash-callback", "Upstash-Callback")
+        s.failure_callback = self.callback("upstash-failure-callback", "Upstash-Failure-Callback")
+        if self.flow:
+            s.flow_control = self.flow_control()
+        return s
+
+    def callback(self, family: str, label: str) -> CallbackSettings | None:
+        parts = self.callbacks[family]
+        if not parts:
+            return None
+        url_raw = next((v for k, v in parts.items() if k == ""), None)
+        if url_raw is None:
+            return None  # settings without a callback URL: nothing to call
+        cb = CallbackSettings(url=parse_destination(url_raw, self.loc(label)))
+        for key, value in parts.items():
+            low, loc = key.lower(), self.loc(f"{label}-{key}")
+            if low == "":
+                continue
+            if low == "method":
+                cb.method = _method(value, loc)
+            elif low == "timeout":
+                cb.timeout_ms = _timeout(value, loc)
+            elif low == "retries":
+                cb.retries = _retries(value, loc, self.dialect.max_retries)
+            elif low == "retry-delay":
+                cb.retry_delay_expr = _retry_delay(value, loc)
+            elif low == "delay":
+                cb.delay_ms = _duration(value, loc)
+            elif low.startswith("forward-"):
+                self.forwarded(cb.headers, key[len("forward-") :], value, loc)
+            else:  # the Python SDK's spelling: Upstash-Callback-<Name> without -Forward-
+                self.forwarded(cb.headers, key, value, loc)
+        return cb
+
+    def flow_control(self) -> FlowControl | None:
+        key = self.flow.get("upstash-flow-control-key", "").strip()
+        loc = self.loc("Upstash-Flow-Control-Value")
+        if not key:
+            raise BadRequest(f"{self.loc('Upstash-Flow-Control-Key')}: required with Upstash-Flow-Control-Value")
+        values: dict[str, int] = {}
+        for part in self.flow.get("upstash-flow-control-value", "").split(","):
+            if not part.strip():
+                continue
+            k, sep, v = part.partition("=")
+            k, v = k.strip().lower(), v.strip()
+            if not sep or k not in ("parallelism", "rate", "period"):
+                raise BadRequest(f"{loc}: expected parallelism=N, rate=N and/or period=P, got {part.strip()!r}")
+            n = _duration(v, loc) // 1000 if k == "period" else (int(v) if v.isdigit() else -1)
+            if n < 1:
+                raise BadRequest(
+                    f"{loc}: {k} must be a positive {'duration' if k == 'period' else 'integer'}, got {v!r}"
+                )
+            values[k] = n
+        return FlowControl(key, values.get("parallelism"), values.get("rate"), values.get("period", 1))
+
+
+def _method(value: str, loc: str) -> str:
+    if value.upper() not in METHODS:
+        raise BadRequest(f"{loc}: expected one of {', '.join(METHODS)}, got {value!r}")
+    return value.upper()
+
+
+def _retries(value: str, loc: str, most: int) -> int:
+    if not value.strip().isdigit() or not 0 <= int(value) <= most:
+        raise BadRequest(f"{loc}: expected an integer from 0 to {most}, got {value!r}")
+    return int(value)
+
+
+def _retry_delay(value: str, loc: str) -> str:
+    try:
+        compile_retry_delay(value)
+    except ValueError as exc:
+        raise BadRequest(f"{loc}: {exc}") from None
+    return value
+
+
+def _timeout(value: str, loc: str) -> int:
+    ms = int(value) * 1000 if value.strip().isdigit() else _duration(value, loc)
+    if ms <= 0:
+        raise BadRequest(f"{loc}: expected a positive duration, got {value!r}")
+    return ms
+
+
+def _not_before(value: str, loc: str) -> int:
+    if not value.strip().isdigit():
+        raise BadRequest(f"{loc}: expected Unix seconds (an integer), got {value!r}")
+    return int(value)
+
+
+def _set(attr: str, parse: Callable[[str, str], Any]) -> Callable[[_Reader, str, str], None]:
+    def setter(r: _Reader, value: str, loc: str) -> None:
+        setattr(r.s, attr, parse(value, loc))
+
+    return setter
+
+
+def _set_retries(r: _Reader, value: str, loc: str) -> None:
+    r.s.retries = _retries(value, loc, r.dialect.max_retries)
+
+
+def _set_forward_all(r: _Reader, value: str, loc: str) -> None:
+    r.forward_all = _bool(value, loc)
+
+
+# Simple settings: header name -> how it sets the message's settings.
+_SIMPLE: dict[str, Callable[[_Reader, str, str], None]] = {
+    "upstash-method": _set("method", _method),
+    "upstash-delay": _set("delay_ms", _duration),
+    "upstash-not-before": _set("not_before_s", _not_before),
+    "upstash-retries": _set_retries,
+    "upstash-retry-delay": _set("retry_delay_expr", _retry_delay),
+    "upstash-timeout": _set("timeout_ms", _timeout),
+    "upstash-deduplication-id": _set("dedup_id", lambda v, loc: v),
+    "upstash-content-based-deduplication": _set("content_dedup", _bool),
+    "upstash-label": _set("labels", lambda v, loc: [p.strip() for p in v.split(",") if p.strip()]),
+    "upstash-redact-fields": _set("redact", lambda v, loc: v),
+    "upstash-header-forward": _set_forward_all,
+}
 
 
 Warn = Callable[[str], None]
@@ -226,15 +370,16 @@ def publish_command(
     *,
     queue: str | None = None,
     warn: Warn | None = None,
+    dialect: Dialect = SAPIOM,
 ) -> PublishCommand:
     """A publish or enqueue request as a command: ``destination`` is the raw path tail."""
     url = parse_destination(destination)
     if queue is not None:
         check_name(queue, "path queueName")
-    return PublishCommand(parse_settings(url, headers, warn=warn), body, queue)
+    return PublishCommand(parse_settings(url, headers, warn=warn, dialect=dialect), body, queue)
 
 
-def batch_commands(items: Any, *, warn: Warn | None = None) -> list[PublishCommand]:
+def batch_commands(items: Any, *, warn: Warn | None = None, dialect: Dialect = SAPIOM) -> list[PublishCommand]:
     """Every item of a batch body as a command, all validated first (all or nothing).
 
     The contract has checked the JSON shape; the messages here name the item, e.g.
@@ -281,13 +426,18 @@ def batch_commands(items: Any, *, warn: Warn | None = None) -> list[PublishComma
             if not isinstance(queue, str):
                 raise BadRequest(f"{where}/queue: expected a string")
             check_name(queue, f"{where}/queue")
-        settings = parse_settings(url, hdrs, where=f"{where}/headers", warn=warn)
+        settings = parse_settings(url, hdrs, where=f"{where}/headers", warn=warn, dialect=dialect)
         commands.append(PublishCommand(settings, body, queue))
     return commands
 
 
 def schedule_command(
-    destination: str, headers: Mapping[str, str], body: bytes, *, warn: Warn | None = None
+    destination: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    warn: Warn | None = None,
+    dialect: Dialect = SAPIOM,
 ) -> ScheduleCommand:
     """A schedule-creation request as a command (``Upstash-Cron`` required, ``Upstash-Not-Before`` refused)."""
     url = parse_destination(destination)
@@ -304,4 +454,4 @@ def schedule_command(
     queue = lower.get("upstash-queue-name")
     if queue is not None:
         check_name(queue, "header Upstash-Queue-Name")
-    return ScheduleCommand(parse_settings(url, headers, warn=warn), cron.strip(), body, sid, queue)
+    return ScheduleCommand(parse_settings(url, headers, warn=warn, dialect=dialect), cron.strip(), body, sid, queue)
