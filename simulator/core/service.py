@@ -24,7 +24,7 @@ from qstash_sim.domain.ledger import SCHEDULE_TRIGGER, LedgerEntry
 from qstash_sim.domain.message import FINAL_STATES, EventState, HistoryEvent, Message
 from qstash_sim.domain.queue import Queue
 from qstash_sim.domain.schedule import Schedule
-from qstash_sim.domain.world import World
+from qstash_sim.domain.world import Limits, World
 from qstash_sim.engine.engine import Engine, SignClock
 from qstash_sim.engine.signing import rotate
 from qstash_sim.engine.transport import (
@@ -67,14 +67,17 @@ class SimulatorCore:
         transport: Transport | None = None,
         real_timeout_cap_ms: int = 30_000,
         sign_clock: SignClock = "process",
+        limits: Limits | None = None,
     ) -> None:
         if isinstance(clock, str):
             if clock not in ("virtual", "real"):
                 raise ValueError(f"clock must be 'virtual' or 'real', got {clock!r}")
             clock = VirtualClock() if clock == "virtual" else RealClock()
         self.clock: Clock = clock
-        self.world = World(clock=clock, seed=Seed(seed))
+        self.world = World(clock=clock, seed=Seed(seed), limits=limits if limits is not None else Limits())
         self.strict = strict  # unknown Upstash-* headers: 400 instead of a journal warning
+        # The account of API calls that carry no credentials (the pytest fixture makes it its api_key's).
+        self.anonymous_account = DEFAULT_ACCOUNT
         self.features: list[Feature] = []
         # Prices the core charges by itself (a cron fire); a feature that bills (Sapiom) fills it in.
         self.prices: dict[str, Decimal] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,12 +22,17 @@ class SigningKeys:
 
 @dataclass(slots=True)
 class Account:
-    """Everything one account owns. Accounts never see each other's objects."""
+    """Everything one account owns. Accounts never see each other's objects.
+
+    ``dlq`` and ``dedup`` are ordered oldest first (``OrderedDict``), so the world drops the oldest in O(1)
+    when they reach their caps (``Limits.dlq_per_account``, ``Limits.dedup_per_account``).
+    """
 
     name: str
     signing_keys: SigningKeys
     messages: dict[str, Message] = field(default_factory=dict)
     queues: dict[str, Queue] = field(default_factory=dict)
     schedules: dict[str, Schedule] = field(default_factory=dict)
-    dlq: dict[str, DlqEntry] = field(default_factory=dict)
-    dedup: dict[str, tuple[str, int]] = field(default_factory=dict)  # dedup id -> (message id, expires ms)
+    dlq: OrderedDict[str, DlqEntry] = field(default_factory=OrderedDict)
+    # dedup id -> (message id, expires ms), in insertion order (expired ones are pruned from the front)
+    dedup: OrderedDict[str, tuple[str, int]] = field(default_factory=OrderedDict)

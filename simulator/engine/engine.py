@@ -11,6 +11,13 @@ Determinism: events due at the same instant run in ``seq`` order. Consecutive at
 are *sent* concurrently (throughput against real destinations), but their outcomes are applied, and
 journalled, in ``seq`` order; so the same inputs and seed give the same journal and inbox order.
 
+Cooperative: draining yields to the event loop (``await asyncio.sleep(0)``) after every
+:data:`YIELD_EVERY` events, so a long ``advance`` (up to 500,000 events) does not stop the server from
+answering other requests meanwhile. Yielding never reorders events: those due are still popped and run in
+``(due_ms, seq)`` order; a request served meanwhile may add events, which run after the ones already due.
+Attempts due at one instant are sent at most :data:`SEND_CHUNK` at a time (so a huge instant does not
+hold every prepared request in memory at once).
+
 Staleness is handled lazily: a message remembers (in ``_armed``) the seq of its one live attempt event; a
 cancelled message, an overwritten schedule (``generation``/identity) or a ``reset()`` makes older events
 no-ops when they are popped.
@@ -41,13 +48,26 @@ from qstash_sim.engine.attempt import AttemptRules, Prepared, Verdict
 from qstash_sim.engine.cron import cron_iter
 from qstash_sim.engine.transport import Outcome, Transport
 
-__all__ = ["MAX_ADVANCE_EVENTS", "MAX_ADVANCE_MS", "AdvanceLimitError", "Engine", "SignClock"]
+__all__ = [
+    "MAX_ADVANCE_EVENTS",
+    "MAX_ADVANCE_MS",
+    "SEND_CHUNK",
+    "YIELD_EVERY",
+    "AdvanceLimitError",
+    "Engine",
+    "SignClock",
+]
 
 # The most one ``advance`` may do: a span of virtual time (checked before any work) and a number of events
 # (checked as they run). Without them ``advance("1000y")`` with a per-minute schedule fires ~5e8 times on
 # the event loop, and nothing else is served for hours.
 MAX_ADVANCE_MS = 400 * 86_400_000  # 400 days
 MAX_ADVANCE_EVENTS = 500_000  # about 15 s of work on one core: an advance must answer in time
+# Events run between two yields to the event loop. Serving one request takes the loop a few passes, so
+# this is what sets a request's latency during a long advance: 100 events (a few ms) keep it in the tens
+# of ms; a yield costs a few microseconds.
+YIELD_EVERY = 100
+SEND_CHUNK = 1_000  # attempts due at one instant sent (concurrently) together, at most
 
 
 SignClock = Literal["process", "virtual"] | Clock
@@ -122,6 +142,7 @@ class Engine:
         self._inflight: set[asyncio.Task[None]] = set()
         self._closed = False
         self._events_run = 0  # live events run since start: what max_advance_events counts
+        self._yielded_at = 0  # _events_run at the last yield to the event loop
         self.max_advance_ms = MAX_ADVANCE_MS
         self.max_advance_events = MAX_ADVANCE_EVENTS
         self.errors: MutableSequence[BaseException] = errors if errors is not None else []
@@ -265,8 +286,11 @@ class Engine:
         async with self._lock:
             target = clock.now + ms
             start = self._events_run
+            epoch = self._epoch
             while True:
                 await self._drain_now()
+                if epoch != self._epoch:  # reset() while this advance yielded: the new world starts afresh
+                    return clock.now
                 ran = self._events_run - start
                 if ran >= self.max_advance_events:
                     raise AdvanceLimitError(
@@ -295,8 +319,11 @@ class Engine:
         clock = self._virtual_clock("run_until")
         async with self._lock:
             target = clock.now + to_ms(limit)
+            epoch = self._epoch
             while True:
                 await self._drain_now()
+                if epoch != self._epoch:  # reset() while this ran: stop here
+                    return bool(predicate())
                 if predicate():
                     return True
                 due = self.next_due_ms
@@ -408,8 +435,13 @@ class Engine:
             await asyncio.gather(*list(self._inflight), return_exceptions=True)
 
     async def _drain_now(self, *, spawn: bool = False) -> None:
-        """Pop and run every event due at or before now, batch by batch, until none is due now."""
+        """Pop and run every event due at or before now, batch by batch, until none is due now.
+
+        Yields to the event loop every :data:`YIELD_EVERY` events (popping a huge batch included); events
+        a request adds meanwhile sort after the ones already due, so the order is the same.
+        """
         heap = self._heap
+        epoch = self._epoch
         while True:
             now = self.now
             batch: list[tuple[int, _Event]] = []
@@ -417,6 +449,10 @@ class Engine:
                 _, seq, ev = heapq.heappop(heap)
                 if self._is_live(seq, ev):
                     batch.append((seq, ev))
+                    if len(batch) % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
+                        if epoch != self._epoch:  # reset() meanwhile: these events belong to the old world
+                            return
             if not batch:
                 return
             if spawn:
@@ -426,6 +462,15 @@ class Engine:
                 task.add_done_callback(self._inflight.discard)
             else:
                 await self._run_batch(batch)
+            await self._maybe_yield()
+            if epoch != self._epoch:
+                return
+
+    async def _maybe_yield(self) -> None:
+        """Let the event loop serve others once :data:`YIELD_EVERY` events ran since the last yield."""
+        if self._events_run - self._yielded_at >= YIELD_EVERY:
+            self._yielded_at = self._events_run
+            await asyncio.sleep(0)
 
     async def _guarded(self, batch: list[tuple[int, _Event]]) -> None:
         try:
@@ -436,8 +481,18 @@ class Engine:
 
     async def _run_batch(self, batch: list[tuple[int, _Event]]) -> None:
         self._events_run += len(batch)
+        epoch = self._epoch
         pending: list[Prepared] = []
-        for _seq, ev in batch:
+        for i, (_seq, ev) in enumerate(batch):
+            if i and i % YIELD_EVERY == 0:
+                # A huge instant: let others be served (a cancel meanwhile wins over a prepared attempt,
+                # as it does while one is on the wire); send what is prepared once it is a chunk.
+                if len(pending) >= SEND_CHUNK:
+                    await self._send_and_apply(pending)
+                    pending = []
+                await asyncio.sleep(0)
+                if epoch != self._epoch:  # reset() meanwhile: the rest belongs to the old world
+                    return
             if ev.kind == _ATTEMPT:
                 assert ev.msg is not None
                 self._armed.pop((ev.msg.account, ev.msg.message_id), None)
@@ -462,7 +517,8 @@ class Engine:
                 try:
                     if ev.kind == _CALL:
                         assert ev.call is not None
-                        ev.call()
+                        if ev.alive is None or ev.alive():  # it may have gone stale while others were served
+                            ev.call()
                     else:
                         self._fire(ev)
                 except Exception as exc:  # one bad event (a bug) must not stop the others due with it
@@ -540,7 +596,8 @@ class Engine:
             self._finalize(self.world.accounts.get(msg.account), msg)
 
     def _finalize(self, acct: Account, msg: Message) -> None:
-        """A message reached a final state: free its queue slot, update its schedule's states."""
+        """A message reached a final state: free its queue slot, update its schedule's states, and keep the
+        world under its limits (the oldest final messages, DLQ entries and dedup ids go first)."""
         self._armed.pop((msg.account, msg.message_id), None)
         queue = acct.queues.get(msg.queue_name) if msg.queue_name else None
         if queue is not None and msg.message_id in queue.active:
@@ -550,6 +607,7 @@ class Engine:
         if sch is not None and msg.message_id in sch.last_schedule_states:
             ok = msg.state == MessageState.DELIVERED
             sch.last_schedule_states[msg.message_id] = "SUCCESS" if ok else "FAIL"
+        self.world.message_final(acct, msg)
 
     def _pump(self, acct: Account, queue: Queue) -> None:
         """Start waiting messages while the queue has free slots and is not paused (FIFO)."""
