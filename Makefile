@@ -6,24 +6,46 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 ARGS   ?=
 
-.PHONY: venv serve test e2e-deps bench fuzz soak clean help
+.PHONY: venv venv-test serve test lint test-floors e2e-deps bench fuzz soak ci clean help check-python
 
 help:
-	@echo "make serve   run the simulator on http://$(HOST):$(PORT) (ARGS='--clock virtual --seed 7' for more)"
-	@echo "make test    install everything into $(VENV) and run the whole test suite"
-	@echo "make bench   run the benchmarks and rewrite BENCHMARKS.md"
-	@echo "make fuzz    contract fuzzing with schemathesis (>= 1,000 cases per seed, zero failures)"
-	@echo "make soak    the full nothing-lost load test (10,000 messages from 50 clients)"
+	@echo "make serve        run the simulator on http://$(HOST):$(PORT) (ARGS='--clock virtual --seed 7' for more)"
+	@echo "make test         install everything into $(VENV) and run the whole test suite"
+	@echo "make lint         ruff (lint + format), mypy --strict, import-linter (what CI runs first)"
+	@echo "make test-floors  the whole suite on the lowest dependency releases allowed (in .venv-floors)"
+	@echo "make bench        run the benchmarks and rewrite BENCHMARKS.md"
+	@echo "make fuzz         contract fuzzing with schemathesis (>= 1,000 cases per seed, zero failures)"
+	@echo "make soak         the full nothing-lost load test (10,000 messages from 50 clients)"
+	@echo "make clean        remove the venvs, node_modules and build output"
 
-$(VENV)/.installed: pyproject.toml
+# Python 3.11 or newer, checked before any venv is made (and an old .venv is made again).
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "qstash-sim needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo missing)." \
+	       "Run: make $(MAKECMDGOALS) PYTHON=python3.11 (or python3.12, python3.13)"; exit 1; }
+	@if [ -x $(PY) ] && ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
+	  echo "$(VENV) holds $$($(PY) --version 2>&1), older than 3.11: making it again"; rm -rf $(VENV); fi
+
+# The runtime only (what `make serve` needs): aiohttp, pyyaml, jsonschema, croniter.
+$(VENV)/.runtime: pyproject.toml setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	@echo "installing qstash-sim into $(VENV) ..."
+	@PYTHONWARNINGS=ignore $(PY) -m pip install -q --disable-pip-version-check -e .
 	@touch $@
 
-venv: $(VENV)/.installed
+# Plus the test and lint extras (what `make test` and `make lint` need).
+$(VENV)/.installed: $(VENV)/.runtime
+	@echo "installing the test tools into $(VENV) ..."
+	@PYTHONWARNINGS=ignore $(PY) -m pip install -q --disable-pip-version-check -e '.[test,lint]'
+	@touch $@
+
+venv: check-python $(VENV)/.runtime
+venv-test: check-python $(VENV)/.installed
 
 tests/e2e/node_modules/.installed: tests/e2e/package.json tests/e2e/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "make test: npm not found. The end-to-end tests drive the real @sapiom/fetch SDK with Node.js 18+;" \
+	       "install Node.js and npm (Debian: apt-get install nodejs npm), then run make test again"; exit 1; }
 	npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
 	@touch $@
 
@@ -32,20 +54,40 @@ e2e-deps: tests/e2e/node_modules/.installed
 serve: venv
 	$(PY) -m qstash_sim serve --host $(HOST) --port $(PORT) $(ARGS)
 
-test: venv e2e-deps
+test: venv-test e2e-deps
 	$(PY) -m pytest -q -n 2 $(ARGS)
 
-bench: venv
+lint: venv-test
+	PY=$(PY) .ci/lint
+
+# The whole suite with every direct dependency at the lowest release pyproject.toml allows
+# (constraints/floors.txt): proves the floors are true. Its own venv, so .venv keeps the newest releases.
+FLOORS_VENV ?= .venv-floors
+FLOORS_PY   := $(FLOORS_VENV)/bin/python
+
+$(FLOORS_VENV)/.installed: pyproject.toml setup.py constraints/floors.txt
+	@test -x $(FLOORS_PY) || $(PYTHON) -m venv $(FLOORS_VENV)
+	@echo "installing the dependency floors (constraints/floors.txt) into $(FLOORS_VENV) ..."
+	@PYTHONWARNINGS=ignore $(FLOORS_PY) -m pip install -q --disable-pip-version-check -c constraints/floors.txt -e '.[test]'
+	@touch $@
+
+test-floors: check-python $(FLOORS_VENV)/.installed e2e-deps
+	$(FLOORS_PY) -m pytest -q -n 2 $(ARGS)
+
+bench: venv-test
 	$(PY) -m benchmarks $(ARGS)
 
 # >= 1,000 schemathesis cases per seed over 3 seeds, every check on, no failure tolerated.
-fuzz: venv
+fuzz: venv-test
 	QSTASH_SIM_FUZZ=full $(PY) -m pytest -q tests/contract/test_fuzz.py $(ARGS)
 
 # The full nothing-lost load: 10,000 messages, 50 clients, 20 queues, under scenarios/lossy-network.yaml
 # (2 % of publishes dropped, 10 % of deliveries answered 503); -s shows its summary line.
-soak: venv
+soak: venv-test
 	QSTASH_SIM_SOAK=full $(PY) -m pytest -q -s tests/core/test_nothing_lost.py tests/http/test_hostile.py $(ARGS)
 
+# What .ci/run does on a fresh clone: the gates, the suite on the newest releases, then on the floors.
+ci: lint test test-floors
+
 clean:
-	rm -rf $(VENV) tests/e2e/node_modules build dist *.egg-info
+	rm -rf $(VENV) .venv-floors tests/e2e/node_modules build dist *.egg-info .mypy_cache .ruff_cache

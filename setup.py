@@ -51,6 +51,10 @@ PACKAGES, PACKAGE_DIR = _packages()
 setup(
     packages=PACKAGES,
     package_dir=PACKAGE_DIR,
-    package_data={"qstash_sim": ["py.typed"], "qstash_sim.scenarios": ["schema.json"], "qstash_sim.pytest_plugin": ["py.typed"]},
+    package_data={
+        "qstash_sim": ["py.typed"],
+        "qstash_sim.scenarios": ["schema.json"],
+        "qstash_sim.pytest_plugin": ["py.typed"],
+    },
     cmdclass={"build_py": BuildWithData},
 )

@@ -106,3 +106,7 @@ class ConfigError(SimulatorError):
 
 class ContractError(SimulatorError):
     """openapi.yaml and the code disagree; raised at start-up."""
+
+
+class UnsupportedAiohttpVersion(RuntimeError):
+    """The installed aiohttp is not one whose internals ``qstash_sim.http.protocol`` was verified against."""

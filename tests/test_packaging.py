@@ -7,6 +7,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def test_wheel_ships_contract_and_scenarios_and_runs_from_it(tmp_path: Path, built_wheel: Path) -> None:
     with zipfile.ZipFile(built_wheel) as zf:
@@ -39,3 +41,22 @@ def test_wheel_ships_contract_and_scenarios_and_runs_from_it(tmp_path: Path, bui
     count, first = res.stdout.split()
     assert int(count) >= 18
     assert first == "burst-rate-limit"
+
+
+def test_every_declared_floor_is_pinned_in_constraints_floors() -> None:
+    """pyproject's ``>=`` bounds and constraints/floors.txt name the same packages at the same versions."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
+    declared: dict[str, str] = {}
+    for spec in [*project["dependencies"], *project["optional-dependencies"]["test"]]:
+        m = re.match(r"([A-Za-z0-9_.-]+)\s*>=\s*([\w.]+)", spec)
+        assert m, f"{spec!r}: every dependency declares a floor (>=)"
+        declared[m.group(1).lower()] = m.group(2)
+    pinned = dict(
+        line.split("==")
+        for line in (ROOT / "constraints" / "floors.txt").read_text("utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    assert declared == {k.lower(): v for k, v in pinned.items()}

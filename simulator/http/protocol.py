@@ -17,6 +17,15 @@ aiohttp's documented ``handler_args``/``AppRunner`` pieces; nothing of aiohttp i
 
 Limitation: the timer starts when the connection is idle (waiting for a request); a partial head
 pipelined behind a request still being handled is timed from the next byte that arrives after it.
+
+aiohttp versions: this module is the one place in qstash-sim that touches aiohttp's private internals
+(``RequestHandler._request_in_progress``, ``._messages``, ``._waiter``, ``._loop``; ``web.Server._kwargs``;
+``AppRunner._make_server``). They were verified on the aiohttp releases ``AIOHTTP_SUPPORTED`` names, so
+importing this module checks the installed aiohttp first (:func:`check_aiohttp_version`, then
+:func:`check_aiohttp_internals`) and refuses to start on any other release with
+:class:`UnsupportedAiohttpVersion`, naming the version and the range, instead of an ``AttributeError``
+in the middle of a request. ``QSTASH_SIM_ALLOW_UNVERIFIED_AIOHTTP=1`` lets a *newer* release through
+(never an older one): the internals are still checked, the behaviour is not guaranteed.
 """
 
 from __future__ import annotations
@@ -24,12 +33,97 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import re
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler as _AiohttpRequestHandler
+
+from qstash_sim.errors import UnsupportedAiohttpVersion
+
+# ---------------------------------------------------------------------------------------- aiohttp versions
+# The releases whose private internals (and parser behaviour) the whole test suite was run against:
+# 3.13.4 is the floor (pyproject.toml, constraints/floors.txt: older releases do not enforce
+# ``max_headers``, and before 3.10.6 there is no ``_request_in_progress``); 3.14.5 the newest run.
+# Raise the upper bound only after running the suite on the new release.
+AIOHTTP_VERIFIED_MIN = (3, 13, 4)  # inclusive
+AIOHTTP_VERIFIED_BELOW = (3, 15, 0)  # exclusive: every 3.14.x
+AIOHTTP_SUPPORTED = ">=3.13.4,<3.15"
+ALLOW_UNVERIFIED_ENV = "QSTASH_SIM_ALLOW_UNVERIFIED_AIOHTTP"
+
+_VERSION_RE = re.compile(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.\d+)*(.*)$")
+_PRERELEASE_RE = re.compile(r"^[-_.]?(a|alpha|b|beta|c|rc|pre|preview|dev)", re.IGNORECASE)
+
+
+def _unsupported(version: str, why: str) -> UnsupportedAiohttpVersion:
+    return UnsupportedAiohttpVersion(
+        f"qstash-sim cannot run on aiohttp {version}: {why}. Supported: aiohttp{AIOHTTP_SUPPORTED} "
+        f"(qstash_sim.http.protocol uses aiohttp internals verified on those releases only); "
+        f'install one with: pip install "aiohttp{AIOHTTP_SUPPORTED}"'
+    )
+
+
+def check_aiohttp_version(version: str, *, allow_newer: bool = False) -> tuple[int, int, int]:
+    """``(major, minor, micro)`` of ``version`` if it is in ``AIOHTTP_SUPPORTED``; else raise.
+
+    ``check_aiohttp_version("3.14.5")`` -> ``(3, 14, 5)``; ``"3.12.15"``, ``"4.0.0"``, ``"3.15.0a1"`` and
+    ``"garbage"`` raise :class:`UnsupportedAiohttpVersion`. A pre-release sorts before its release
+    (``"3.13.4rc1"`` is too old). ``allow_newer`` lets a release above the range through, never one below.
+    """
+    m = _VERSION_RE.match(version or "")
+    if m is None:
+        raise _unsupported(repr(version), "its version number cannot be read")
+    major, minor, micro = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    pre = bool(_PRERELEASE_RE.match(m.group(4).strip()))
+    key = (major, minor, micro, 0 if pre else 1)  # 0: a pre-release, before the release itself
+    if key < (*AIOHTTP_VERIFIED_MIN, 1):
+        raise _unsupported(version, "it is older than the oldest release verified")
+    if key >= (*AIOHTTP_VERIFIED_BELOW, 0) and not allow_newer:
+        what = "a new major version" if major > AIOHTTP_VERIFIED_MIN[0] else "newer than the newest release verified"
+        raise _unsupported(
+            version,
+            f"it is {what} (set {ALLOW_UNVERIFIED_ENV}=1 to try it anyway)",
+        )
+    return major, minor, micro
+
+
+# What this module reads or overrides of aiohttp's, beyond its documented API.
+_PRIVATE_HANDLER_ATTRS = ("_request_in_progress", "_messages", "_waiter", "_loop")
+
+
+def check_aiohttp_internals(
+    version: str,
+    handler: type = _AiohttpRequestHandler,
+    server: type = web.Server,
+    runner: type = web.AppRunner,
+) -> None:
+    """Raise :class:`UnsupportedAiohttpVersion` if an aiohttp internal this module relies on is missing.
+
+    ``handler``/``server``/``runner`` are aiohttp's classes (parameters only so that a test can pass others).
+    """
+    # RequestHandler's state is in __slots__: a class attribute (a slot descriptor) per name.
+    missing = [f"RequestHandler.{n}" for n in _PRIVATE_HANDLER_ATTRS if not hasattr(handler, n)]
+    # web.Server sets these in __init__ (no class attribute to look at): they are names its code assigns.
+    server_names = getattr(getattr(getattr(server, "__init__", None), "__code__", None), "co_names", ())
+    missing += [f"web.Server.{n}" for n in ("_kwargs", "handler_cancellation") if n not in server_names]
+    if not callable(getattr(runner, "_make_server", None)):
+        missing.append("web.AppRunner._make_server")
+    if missing:
+        raise _unsupported(version, f"it lacks {', '.join(missing)}")
+
+
+def _check_installed_aiohttp() -> None:
+    version = getattr(aiohttp, "__version__", "")
+    allow = os.environ.get(ALLOW_UNVERIFIED_ENV, "").strip().lower() in ("1", "true", "yes")
+    check_aiohttp_version(version, allow_newer=allow)
+    check_aiohttp_internals(version)
+
+
+_check_installed_aiohttp()  # at import: before any server is built
 
 log = logging.getLogger("qstash_sim.http")
 
@@ -38,7 +132,9 @@ DEFAULT_MAX_HEADER_SIZE = 8190  # bytes: the request line, and each header field
 DEFAULT_MAX_HEADERS = 128  # header fields per request
 
 
-def handler_args(max_header_size: int = DEFAULT_MAX_HEADER_SIZE, max_headers: int = DEFAULT_MAX_HEADERS) -> dict[str, int]:
+def handler_args(
+    max_header_size: int = DEFAULT_MAX_HEADER_SIZE, max_headers: int = DEFAULT_MAX_HEADERS
+) -> dict[str, int]:
     """The parser limits, as ``web.Application(handler_args=...)`` / ``web.AppRunner(**kwargs)`` take them."""
     return {"max_line_size": max_header_size, "max_field_size": max_header_size, "max_headers": max_headers}
 
@@ -112,8 +208,10 @@ class RequestHandler(_AiohttpRequestHandler):
         if transport is None or transport.is_closing() or not self._waiting_for_request():
             return  # a request is being handled: its body has its own timeout (the dispatcher's)
         if self._head_started:
-            message = (f"request head: not received within {timeout:g} s (the server's read timeout); "
-                       "send the request line and headers promptly")
+            message = (
+                f"request head: not received within {timeout:g} s (the server's read timeout); "
+                "send the request line and headers promptly"
+            )
             log.warning("408 to %s: %s", _peer(transport), message)
             body = _error_body(408, message)
             transport.write(
@@ -146,8 +244,12 @@ class RequestHandler(_AiohttpRequestHandler):
             # One line, no traceback: a refused head is the client's mistake, not the server's.
             log.warning("%d to %s: request head refused by the HTTP parser: %s", status, _remote(request), detail)
             text = f"request head: {detail}"
-        resp = web.Response(body=_error_body(status, text), status=status, content_type="application/json",
-                            headers={"Connection": "close"})
+        resp = web.Response(
+            body=_error_body(status, text),
+            status=status,
+            content_type="application/json",
+            headers={"Connection": "close"},
+        )
         resp.force_close()
         return resp
 
