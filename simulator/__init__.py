@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from qstash_sim.domain.message import Delivery, DlqEntry, EventState, Message, MessageState
     from qstash_sim.domain.queue import Queue
     from qstash_sim.domain.schedule import Schedule
+    from qstash_sim.domain.world import Limits
     from qstash_sim.errors import (
         ApiError,
         BadRequest,
@@ -45,12 +46,13 @@ if TYPE_CHECKING:
         SimulatorError,
         TooManyRequests,
         Unauthorized,
+        UnsupportedAiohttpVersion,
     )
     from qstash_sim.pytest_plugin.assertions import QstashSimAssertionError
     from qstash_sim.pytest_plugin.handle import AsyncQstashSim, AsyncSimClock, QstashSim, SimClock
     from qstash_sim.pytest_plugin.server import SimConfig, SimServer
-    from qstash_sim.scenarios.loader import ScenarioError
     from qstash_sim.scenarios.model import Scenario
+    from qstash_sim.scenarios.source import ScenarioError
     from qstash_sim.server import ServerThread
     from qstash_sim.simulator import Simulator
 
@@ -61,6 +63,7 @@ _WHERE = {
     "Feature": "qstash_sim.core.feature",
     "ServerThread": "qstash_sim.server",
     "Seed": "qstash_sim.base.seed",
+    "Limits": "qstash_sim.domain.world",
     # clocks
     "Clock": "qstash_sim.base.clock",
     "RealClock": "qstash_sim.base.clock",
@@ -94,7 +97,8 @@ _WHERE = {
     "TooManyRequests": "qstash_sim.errors",
     "ConfigError": "qstash_sim.errors",
     "ContractError": "qstash_sim.errors",
-    "ScenarioError": "qstash_sim.scenarios.loader",
+    "UnsupportedAiohttpVersion": "qstash_sim.errors",
+    "ScenarioError": "qstash_sim.scenarios.source",
     "QstashSimAssertionError": "qstash_sim.pytest_plugin.assertions",
     # the pytest fixture's handle types
     "QstashSim": "qstash_sim.pytest_plugin.handle",

@@ -10,10 +10,13 @@ import secrets
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 from qstash_sim.base.version import __version__
+from qstash_sim.domain.world import Limits
 from qstash_sim.engine.transport import is_loopback_host
+from qstash_sim.errors import UnsupportedAiohttpVersion
 
 EPILOG = """examples:
   qstash-sim serve                                   # http://127.0.0.1:8080, real clock, seed 0
@@ -71,6 +74,25 @@ def _seed(text: str) -> int:
     if not text.isdigit() or int(text) > 2**32 - 1:
         raise argparse.ArgumentTypeError(f"expected an integer from 0 to 4294967295, got {text!r}")
     return int(text)
+
+
+_LIMIT_DEFAULTS = {f.name.replace("_", "-"): f.default for f in fields(Limits)}
+
+
+def _limit(text: str) -> tuple[str, int | None]:
+    """``"journal=5000"`` -> ``("journal", 5000)``; ``"ledger=none"`` -> ``("ledger", None)``."""
+    name, sep, value = text.partition("=")
+    key = name.strip().lower().replace("_", "-")
+    if not sep or key not in _LIMIT_DEFAULTS:
+        raise argparse.ArgumentTypeError(
+            f"expected STORE=N with STORE one of {', '.join(_LIMIT_DEFAULTS)}, got {text!r}"
+        )
+    v = value.strip().lower()
+    if v == "none":
+        return key.replace("-", "_"), None
+    if not v.isdigit():
+        raise argparse.ArgumentTypeError(f"{key}: expected a count (0 or more) or 'none', got {value!r}")
+    return key.replace("-", "_"), int(v)
 
 
 def _port(text: str) -> int:
@@ -134,6 +156,13 @@ def _add_serve(sub: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_serve_network(serve)
+    _add_serve_engine(serve)
+    _add_serve_sapiom(serve)
+    _add_serve_limits(serve)
+
+
+def _add_serve_network(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--host",
         default="127.0.0.1",
@@ -158,6 +187,15 @@ def _add_serve(sub: Any) -> None:
     )
     serve.add_argument("--port", type=_port, default=8080, help="port to bind; 0 picks a free one (default: 8080)")
     serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="log verbosity (default: info)",
+    )
+
+
+def _add_serve_engine(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
         "--seed",
         type=_seed,
         default=None,
@@ -178,6 +216,20 @@ def _add_serve(sub: Any) -> None:
         help="also deliver for real to hosts matching PATTERN (fnmatch on host or host:port, repeatable); "
         "loopback is always real, every other host is virtual (recorded, answered 200)",
     )
+    serve.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="FILE_OR_NAME",
+        help="load a fault scenario (a YAML file or a shipped name such as flaky-destination; repeatable); "
+        "POST /_sim/reset loads it again",
+    )
+    serve.add_argument(
+        "--strict", action="store_true", help="answer 400 to unknown Upstash-* headers instead of a warning"
+    )
+
+
+def _add_serve_sapiom(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--payment",
         choices=("off", "x402", "transaction"),
@@ -201,16 +253,18 @@ def _add_serve(sub: Any) -> None:
         help="accept only these Sapiom API keys on /v1/transactions (repeatable); default: any non-empty key, "
         "which names the account",
     )
+
+
+def _add_serve_limits(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
-        "--scenario",
+        "--limit",
         action="append",
         default=[],
-        metavar="FILE_OR_NAME",
-        help="load a fault scenario (a YAML file or a shipped name such as flaky-destination; repeatable); "
-        "POST /_sim/reset loads it again",
-    )
-    serve.add_argument(
-        "--strict", action="store_true", help="answer 400 to unknown Upstash-* headers instead of a warning"
+        type=_limit,
+        metavar="STORE=N",
+        help="cap what the server keeps, oldest dropped first (repeatable; N a count or 'none'): "
+        + ", ".join(f"{name}={default}" for name, default in _LIMIT_DEFAULTS.items())
+        + " (the defaults; GET /_sim/health shows them and what was dropped)",
     )
     serve.add_argument(
         "--max-body", type=_size, default=1024 * 1024, metavar="SIZE", help="largest request body (default: 1MiB)"
@@ -239,12 +293,6 @@ def _add_serve(sub: Any) -> None:
         help="most events one POST /_sim/clock/advance runs before it stops with 400 (default: 500000; "
         "one advance also spans at most 400 days)",
     )
-    serve.add_argument(
-        "--log-level",
-        default="info",
-        choices=("debug", "info", "warning", "error"),
-        help="log verbosity (default: info)",
-    )
 
 
 def _add_check(sub: Any) -> None:
@@ -272,7 +320,8 @@ async def _serve(args: argparse.Namespace) -> int:
         return 2
     if args.seed is None:
         args.seed = next((s.seed for s in scenarios if s.seed is not None), 0)
-    sim = Simulator(seed=args.seed, clock=args.clock, deliver_to=args.deliver_to, strict=args.strict)
+    limits = Limits(**dict(args.limit))
+    sim = Simulator(seed=args.seed, clock=args.clock, deliver_to=args.deliver_to, strict=args.strict, limits=limits)
     for scenario in scenarios:
         sim.scenarios.add(scenario, keep=True)
     sim.sapiom.configure(mode=args.payment, variant=args.payment_variant, api_keys=args.api_key)
@@ -396,6 +445,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_serve(args))
         except KeyboardInterrupt:
             return 0
+        except UnsupportedAiohttpVersion as exc:
+            print(exc, file=sys.stderr)  # one line: "qstash-sim cannot run on aiohttp X: why. Supported: ..."
+            return 2
     if args.command == "receive":
         return _receive(args)
     if args.command == "check":

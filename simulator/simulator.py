@@ -20,6 +20,7 @@ from typing import Any
 from qstash_sim.base.clock import Clock
 from qstash_sim.contract.load import packaged_fault_statuses
 from qstash_sim.core.service import SimulatorCore
+from qstash_sim.domain.world import Limits
 from qstash_sim.engine.engine import SignClock
 from qstash_sim.engine.transport import Transport
 from qstash_sim.sapiom.feature import SapiomFeature
@@ -48,6 +49,7 @@ class Simulator(SimulatorCore):
         transport: Transport | None = None,
         real_timeout_cap_ms: int = 30_000,
         sign_clock: SignClock = "process",
+        limits: Limits | None = None,
     ) -> None:
         super().__init__(
             seed=seed,
@@ -57,6 +59,7 @@ class Simulator(SimulatorCore):
             transport=transport,
             real_timeout_cap_ms=real_timeout_cap_ms,
             sign_clock=sign_clock,
+            limits=limits,
         )
         self.scenarios = self.add_feature(ScenariosFeature(contract=packaged_fault_statuses))
         self.sapiom = self.add_feature(SapiomFeature())

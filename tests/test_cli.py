@@ -43,6 +43,8 @@ def test_bad_option_values_are_usage_errors_without_traceback() -> None:
         (("serve", "--seed", "-3"), "expected an integer"),
         (("serve", "--max-body", "lots"), "expected a size"),
         (("serve", "--clock", "sundial"), "invalid choice"),
+        (("serve", "--limit", "journal=lots"), "journal: expected a count"),
+        (("serve", "--limit", "inbox=5"), "STORE one of journal, deliveries"),
     ):
         r = _run(*args)
         assert r.returncode == 2, args
@@ -51,7 +53,8 @@ def test_bad_option_values_are_usage_errors_without_traceback() -> None:
 
 def test_serve_prints_url_logs_requests_and_stops_cleanly_on_sigterm() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qstash_sim", "serve", "--port", "0", "--clock", "virtual"],
+        [sys.executable, "-m", "qstash_sim", "serve", "--port", "0", "--clock", "virtual"]
+        + ["--limit", "journal=3", "--limit", "ledger=none"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -63,6 +66,8 @@ def test_serve_prints_url_logs_requests_and_stops_cleanly_on_sigterm() -> None:
         port = int(banner.split("http://127.0.0.1:")[1].split()[0])
         c = Client("127.0.0.1", port)
         assert c.post("/v1/qstash/publish/https://example.com/x", body=b"{}").status == 200
+        limits = c.get("/_sim/health").json["limits"]
+        assert (limits["journal"], limits["ledger"], limits["deliveries"]) == (3, None, 50_000)
         c.close()
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
@@ -84,3 +89,14 @@ def test_port_in_use_is_a_clear_error() -> None:
         r = _run("serve", "--port", str(port))
     assert r.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_unsupported_aiohttp_is_one_line_not_a_traceback() -> None:
+    script = (
+        "import sys, aiohttp; aiohttp.__version__ = '3.12.15'; "
+        "from qstash_sim.cli import main; sys.exit(main(['serve', '--port', '0']))"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.startswith("qstash-sim cannot run on aiohttp 3.12.15: it is older than the oldest release verified")
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -22,6 +22,7 @@ PUBLIC = [
     "EventState",
     "Feature",
     "LedgerEntry",
+    "Limits",
     "Message",
     "MessageSettings",
     "MessageState",
@@ -50,6 +51,7 @@ PUBLIC = [
     "SimulatorError",
     "TooManyRequests",
     "Unauthorized",
+    "UnsupportedAiohttpVersion",
     "VirtualClock",
     "__version__",
 ]

@@ -178,19 +178,39 @@ def _money(x: Decimal) -> str:
     return format(x.normalize(), "f") if x else "0"
 
 
-def ledger(led: Ledger, *, account: str | None = None, agent: str | None = None) -> dict[str, Any]:
-    """``Ledger`` schema: totals per account and agent, and the entries."""
-    entries = list(led.select(account=account, agent=agent))
+def _ledger_totals(
+    led: Ledger, account: str | None, agent: str | None
+) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """Spend per account and per agent among the charges matching the filters (running totals: exact)."""
+    if account is None and agent is None:
+        return dict(led.by_account), dict(led.by_agent)
     accounts: dict[str, Decimal] = {}
     agents: dict[str, Decimal] = {}
-    for e in entries:
-        accounts[e.account] = accounts.get(e.account, Decimal(0)) + e.amount
-        if e.agent:
-            agents[e.agent] = agents.get(e.agent, Decimal(0)) + e.amount
+    if agent is None:  # one account: its total, and its agents' from the pairs
+        if account in led.by_account:
+            accounts[account] = led.by_account[account]  # type: ignore[index]
+    for (acc, ag), amount in led.by_pair.items():
+        if (account is None or acc == account) and (agent is None or ag == agent):
+            accounts.setdefault(acc, Decimal(0))
+            if agent is not None:
+                accounts[acc] += amount
+            agents[ag] = agents.get(ag, Decimal(0)) + amount
+    return accounts, agents
+
+
+def ledger(
+    led: Ledger, *, account: str | None = None, agent: str | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    """``Ledger`` schema: exact totals per account and agent, and the newest ``limit`` entries kept."""
+    entries = list(led.select(account=account, agent=agent))
+    if limit is not None:
+        entries = entries[len(entries) - limit :] if limit else []
+    accounts, agents = _ledger_totals(led, account, agent)
     return {
-        "total": _money(sum((e.amount for e in entries), Decimal(0))),
+        "total": _money(led.total(account=account, agent=agent)),
         "accounts": {k: _money(v) for k, v in accounts.items()},
         "agents": {k: _money(v) for k, v in agents.items()},
+        "evicted": led.entries.evicted,
         "entries": [
             {
                 "time": e.time_ms,

@@ -48,7 +48,8 @@ class Limits:
     * ``dedup_per_account``: unexpired deduplication ids of one account (expired ones are always pruned;
       a duplicate of a dropped id is accepted as a new message);
     * ``accounts``: accounts (created on first use); one with work (a pending message, a schedule, a
-      paused or non-empty queue) is never dropped, so the cap may be exceeded while they are busy.
+      paused or non-empty queue) is never dropped, so the cap may be exceeded while they are busy;
+    * ``ledger``: charges (their running totals per account and agent stay exact).
     """
 
     journal: int | None = 100_000
@@ -57,6 +58,7 @@ class Limits:
     dlq_per_account: int | None = 10_000
     dedup_per_account: int | None = 100_000
     accounts: int | None = 10_000
+    ledger: int | None = 100_000
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -195,6 +197,7 @@ class World:
         self.limits = limits
         self.accounts.limits = limits
         self.journal.set_cap(limits.journal)
+        self.ledger.set_cap(limits.ledger)
         self.inbox.set_cap(limits.deliveries)
         self._trim_finals()
         self.accounts.enforce()
@@ -254,6 +257,7 @@ class World:
             "dedup": ev.dedup,
             "dedup_expired": ev.dedup_expired,
             "accounts": self.accounts.evicted,
+            "ledger": self.ledger.entries.evicted,
         }
 
     @property

@@ -14,9 +14,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from croniter.croniter import CroniterBadDateError
 
+from qstash_sim.base.clock import MAX_TIME_MS
+from qstash_sim.domain.schedule import Schedule
 from qstash_sim.errors import BadRequest
 
-__all__ = ["check_cron", "cron_iter", "next_cron_ms", "split_cron"]
+__all__ = ["CronFires", "check_cron", "cron_iter", "next_cron_ms", "split_cron"]
 
 _TZ_RE = re.compile(r"^\s*CRON_TZ=(\S+)\s+(.*)$", re.DOTALL)
 _UTC = ZoneInfo("UTC")
@@ -77,3 +79,50 @@ def check_cron(cron: str, where: str, now_ms: int | None = None) -> tuple[str, s
     except (CroniterBadDateError, ValueError, OverflowError):
         raise BadRequest(f"{where}: cron expression {expr!r} never fires (no such date)") from None
     return zone, expr
+
+
+class CronFires:
+    """When each schedule fires next, from one cached ``croniter`` per schedule (parsing is the slow part).
+
+    Keyed by ``(account, schedule id)`` and checked against the schedule object and its ``generation``, so
+    an overwritten schedule gets a fresh iterator. A schedule whose next fire is after the clock's range
+    (year 9999) has none: ``None``.
+    """
+
+    def __init__(self) -> None:
+        self._its: dict[tuple[str, str], tuple[Schedule, int, croniter]] = {}
+
+    def first(self, schedule: Schedule, now_ms: int) -> int | None:
+        """Plan ``schedule`` afresh: its first fire after ``now_ms`` (``ValueError`` for a bad zone)."""
+        it = cron_iter(schedule.cron, now_ms)
+        self._its[(schedule.account, schedule.schedule_id)] = (schedule, schedule.generation, it)
+        return self._next(it, now_ms)
+
+    def after(self, schedule: Schedule, fire_ms: int) -> int | None:
+        """The fire after the one at ``fire_ms`` (never the same instant twice)."""
+        key = (schedule.account, schedule.schedule_id)
+        cached = self._its.get(key)
+        if cached is None or cached[0] is not schedule or cached[1] != schedule.generation:
+            cached = (schedule, schedule.generation, cron_iter(schedule.cron, fire_ms))
+            self._its[key] = cached
+        return self._next(cached[2], fire_ms)
+
+    def forget(self, schedule: Schedule) -> None:
+        """Drop ``schedule``'s iterator (it was deleted)."""
+        key = (schedule.account, schedule.schedule_id)
+        if key in self._its and self._its[key][0] is schedule:
+            del self._its[key]
+
+    def clear(self) -> None:
+        """Drop every iterator."""
+        self._its.clear()
+
+    @staticmethod
+    def _next(it: croniter, after_ms: int) -> int | None:
+        try:
+            due = round(it.get_next(float) * 1000)
+            while due <= after_ms:
+                due = round(it.get_next(float) * 1000)
+        except (ValueError, OverflowError, CroniterBadDateError):  # past year 9999: no next fire
+            return None
+        return due if due <= MAX_TIME_MS else None

@@ -1,22 +1,11 @@
-"""The delivery engine: one event heap for attempts, retries, cron fires and queue releases.
+"""The delivery engine: messages to their end (delivered, failed, cancelled), queues, cron fires.
 
-Every future happening (attempts, retries, cron fires, scenario timeline steps via :meth:`Engine.at`) is an
-entry ``(due_ms, seq, event)`` in one heap, so the cost per event is
-O(log n). ``advance(dt)`` moves the virtual clock to each due instant in order and runs what is due there
-to completion (real HTTP deliveries included: virtual time never moves during one), then stops at the
-target. A runner task (``start()``) runs work due *now* promptly, so a plain publish is delivered without
-anyone calling ``advance``.
-
-Determinism: events due at the same instant run in ``seq`` order. Consecutive attempts due at one instant
-are *sent* concurrently (throughput against real destinations), but their outcomes are applied, and
-journalled, in ``seq`` order; so the same inputs and seed give the same journal and inbox order.
-
-Cooperative: draining yields to the event loop (``await asyncio.sleep(0)``) after every
-:data:`YIELD_EVERY` events, so a long ``advance`` (up to 500,000 events) does not stop the server from
-answering other requests meanwhile. Yielding never reorders events: those due are still popped and run in
-``(due_ms, seq)`` order; a request served meanwhile may add events, which run after the ones already due.
-Attempts due at one instant are sent at most :data:`SEND_CHUNK` at a time (so a huge instant does not
-hold every prepared request in memory at once).
+It runs on the :class:`~qstash_sim.engine.scheduler.Scheduler`'s timeline (one heap of events, one
+clock). Determinism: events due at the same instant run in ``seq`` order. Consecutive attempts due at
+one instant are *sent* concurrently (throughput against real destinations), but their outcomes are
+applied, and journalled, in ``seq`` order; so the same inputs and seed give the same journal and inbox
+order. Attempts due at one instant are sent at most :data:`SEND_CHUNK` at a time (so a huge instant does
+not hold every prepared request in memory at once).
 
 Staleness is handled lazily: a message remembers (in ``_armed``) the seq of its one live attempt event; a
 cancelled message, an overwritten schedule (``generation``/identity) or a ``reset()`` makes older events
@@ -27,25 +16,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import time
 from collections.abc import Callable, MutableSequence
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Literal
 
-from croniter import croniter
-
-from qstash_sim.base.clock import Clock, VirtualClock
-from qstash_sim.base.durations import to_ms
+from qstash_sim.base.clock import Clock
 from qstash_sim.domain.account import Account
 from qstash_sim.domain.message import FINAL_STATES, EventState, HistoryEvent, Message, MessageState
 from qstash_sim.domain.queue import Queue
 from qstash_sim.domain.schedule import Schedule
 from qstash_sim.domain.world import World
 from qstash_sim.engine.attempt import AttemptRules, Prepared, Verdict
-from qstash_sim.engine.cron import cron_iter
+from qstash_sim.engine.cron import CronFires
+from qstash_sim.engine.events import (
+    ATTEMPT,
+    CALL,
+    COMPLETE,
+    FIRE,
+    MAX_ADVANCE_EVENTS,
+    MAX_ADVANCE_MS,
+    SEND_CHUNK,
+    YIELD_EVERY,
+    AdvanceLimitError,
+    Event,
+    SignClock,
+)
+from qstash_sim.engine.scheduler import Scheduler
 from qstash_sim.engine.transport import Outcome, Transport
 
 __all__ = [
@@ -58,42 +54,10 @@ __all__ = [
     "SignClock",
 ]
 
-# The most one ``advance`` may do: a span of virtual time (checked before any work) and a number of events
-# (checked as they run). Without them ``advance("1000y")`` with a per-minute schedule fires ~5e8 times on
-# the event loop, and nothing else is served for hours.
-MAX_ADVANCE_MS = 400 * 86_400_000  # 400 days
-MAX_ADVANCE_EVENTS = 500_000  # about 15 s of work on one core: an advance must answer in time
-# Events run between two yields to the event loop. Serving one request takes the loop a few passes, so
-# this is what sets a request's latency during a long advance: 100 events (a few ms) keep it in the tens
-# of ms; a yield costs a few microseconds.
-YIELD_EVERY = 100
-SEND_CHUNK = 1_000  # attempts due at one instant sent (concurrently) together, at most
-
-
-SignClock = Literal["process", "virtual"] | Clock
-
-
-class AdvanceLimitError(ValueError):
-    """An ``advance`` over :attr:`Engine.max_advance_ms`, or one that ran :attr:`Engine.max_advance_events`."""
-
-
 log = logging.getLogger("qstash_sim.engine")
 
-_ATTEMPT, _COMPLETE, _FIRE, _CALL = 0, 1, 2, 3
 
-
-@dataclass(slots=True)
-class _Event:
-    kind: int
-    msg: Message | None = None
-    schedule: Schedule | None = None
-    generation: int = 0
-    outcome: Outcome | None = None  # for _COMPLETE: the answer that arrives later on the virtual clock
-    call: Callable[[], None] | None = None  # for _CALL: what to run (see Engine.at)
-    alive: Callable[[], bool] | None = None  # for _CALL: False once the caller no longer wants it run
-
-
-class Engine:
+class Engine(Scheduler):
     """Runs messages to their end (delivered, failed, cancelled) and fires schedules.
 
     The core stores a message (with a CREATED history event) in ``world.accounts.get(msg.account)
@@ -120,7 +84,7 @@ class Engine:
         sign_clock: SignClock = "process",
         errors: MutableSequence[BaseException] | None = None,
     ) -> None:
-        self.world = world
+        super().__init__(world, errors=errors)
         self.transport = transport
         self.on_schedule_fire = on_schedule_fire
         if not (sign_clock in ("process", "virtual") or isinstance(sign_clock, Clock)):
@@ -128,48 +92,10 @@ class Engine:
         self.sign_clock = sign_clock
         is_real = getattr(transport, "is_real", None)
         self._real_url: Callable[[str], bool] = is_real if callable(is_real) else (lambda url: False)
-        self._heap: list[tuple[int, int, _Event]] = []
-        self._seq = 0
-        self._epoch = 0  # bumped by reset(): work begun before it must not write into the new world
         self._armed: dict[tuple[str, str], int] = {}  # (account, message id) -> seq of its live event
         self._parked: dict[tuple[str, str], list[Message]] = {}  # (account, queue) -> retries held by pause
-        # (account, schedule id) -> (schedule, generation, iterator): get_next is cheap, parsing is not
-        self._crons: dict[tuple[str, str], tuple[Schedule, int, croniter]] = {}
+        self._crons = CronFires()
         self._rules = AttemptRules(world)
-        self._lock = asyncio.Lock()
-        self._wake: asyncio.Event | None = None
-        self._runner: asyncio.Task[None] | None = None
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._closed = False
-        self._events_run = 0  # live events run since start: what max_advance_events counts
-        self._yielded_at = 0  # _events_run at the last yield to the event loop
-        self.max_advance_ms = MAX_ADVANCE_MS
-        self.max_advance_events = MAX_ADVANCE_EVENTS
-        self.errors: MutableSequence[BaseException] = errors if errors is not None else []
-
-    # ----------------------------------------------------------------------------------------------
-    # properties
-
-    @property
-    def clock(self) -> Clock:
-        """The world's clock."""
-        return self.world.clock
-
-    @property
-    def now(self) -> int:
-        """The current time in ms."""
-        return self.world.clock.now_ms()
-
-    @property
-    def pending_events(self) -> int:
-        """Live events in the heap (stale ones, e.g. of a cancelled message, are not counted). O(n)."""
-        return sum(1 for _, seq, ev in self._heap if self._is_live(seq, ev))
-
-    @property
-    def next_due_ms(self) -> int | None:
-        """When the earliest live event is due, or ``None`` when nothing is scheduled."""
-        self._drop_stale_head()
-        return self._heap[0][0] if self._heap else None
 
     # ----------------------------------------------------------------------------------------------
     # what the core calls
@@ -237,157 +163,49 @@ class Engine:
         Bumps ``schedule.generation``. Raises ``ValueError`` for a bad cron expression or zone.
         """
         schedule.generation += 1
-        it = cron_iter(schedule.cron, self.now)
-        self._crons[(schedule.account, schedule.schedule_id)] = (schedule, schedule.generation, it)
-        due = round(it.get_next(float) * 1000)
-        schedule.next_schedule_time = due
-        self._push(due, _Event(_FIRE, schedule=schedule, generation=schedule.generation))
+        self._plan_fire(schedule, self._crons.first(schedule, self.now))
         self._poke()
 
-    def at(self, due_ms: int, callback: Callable[[], None], *, alive: Callable[[], bool] | None = None) -> None:
-        """Run ``callback()`` when the clock reaches ``due_ms``, in ``(due_ms, seq)`` order with every other event.
-
-        O(log n). A ``due_ms`` in the past runs on the next drain. ``alive()`` (checked when popped, and by
-        :attr:`pending_events`) returning ``False`` makes the event a no-op, e.g. for an unloaded scenario's
-        timeline step. ``reset()`` drops it like every other event. The callback must not raise.
-        """
-        self._push(due_ms, _Event(_CALL, call=callback, alive=alive))
+    def _plan_fire(self, schedule: Schedule, due: int | None) -> None:
+        schedule.next_schedule_time = due
+        if due is not None:  # None: the next fire would be after year 9999
+            self._push(due, Event(FIRE, schedule=schedule, generation=schedule.generation))
 
     def schedule_deleted(self, schedule: Schedule) -> None:
         """Stop firing ``schedule`` (its pending fire becomes stale)."""
         schedule.generation += 1
         schedule.next_schedule_time = None
-        key = (schedule.account, schedule.schedule_id)
-        if key in self._crons and self._crons[key][0] is schedule:
-            del self._crons[key]
+        self._crons.forget(schedule)
 
     # ----------------------------------------------------------------------------------------------
-    # running
-
-    async def advance(self, delta: timedelta | float | str) -> int:
-        """Move the virtual clock by ``delta``, running every event due on the way, in order.
-
-        Returns the new time. Events pushed while running (retries due before the target) run too.
-
-        Bounded work: a ``delta`` over :attr:`max_advance_ms` (400 days) raises :class:`AdvanceLimitError`
-        before anything runs; once :attr:`max_advance_events` (500,000) events have run, it stops after
-        the instant being run and raises :class:`AdvanceLimitError`: what ran stays done, and the clock
-        stays at that instant (the last event run), so advancing again goes on from there.
-        """
-        clock = self._virtual_clock("advance")
-        ms = to_ms(delta)
-        if ms < 0:
-            raise ValueError(f"cannot advance by a negative delta ({delta!r})")
-        if ms > self.max_advance_ms:
-            raise AdvanceLimitError(
-                f"{ms} ms is over the limit of one advance ({self.max_advance_ms // 86_400_000} days, "
-                f"{self.max_advance_ms // 1000} seconds); advance in several steps"
-            )
-        async with self._lock:
-            target = clock.now + ms
-            start = self._events_run
-            epoch = self._epoch
-            while True:
-                await self._drain_now()
-                if epoch != self._epoch:  # reset() while this advance yielded: the new world starts afresh
-                    return clock.now
-                ran = self._events_run - start
-                if ran >= self.max_advance_events:
-                    raise AdvanceLimitError(
-                        f"stopped after {ran} events (the limit of one advance is {self.max_advance_events}, "
-                        f"--max-advance-events) at {clock.now} ms, {target - clock.now} ms short of the target; "
-                        "the events run so far are done and the clock is at the last of them: advance again to go on"
-                    )
-                due = self.next_due_ms
-                if due is None or due > target:
-                    break
-                clock.move_to(max(due, clock.now))
-            clock.move_to(target)
-            return target
-
-    async def settle(self) -> None:
-        """Run everything due now (and what that makes due now) without moving time."""
-        async with self._lock:
-            await self._drain_now()
-        await self._join_inflight()
-
-    async def run_until(self, predicate: Callable[[], bool], limit: timedelta | float | str) -> bool:
-        """Advance event by event until ``predicate()`` holds (``True``) or ``limit`` has passed (``False``).
-
-        On success the clock stays at the instant the predicate became true.
-        """
-        clock = self._virtual_clock("run_until")
-        async with self._lock:
-            target = clock.now + to_ms(limit)
-            epoch = self._epoch
-            while True:
-                await self._drain_now()
-                if epoch != self._epoch:  # reset() while this ran: stop here
-                    return bool(predicate())
-                if predicate():
-                    return True
-                due = self.next_due_ms
-                if due is None or due > target:
-                    clock.move_to(target)
-                    return bool(predicate())
-                clock.move_to(max(due, clock.now))
-
-    def start(self) -> None:
-        """Start the runner task (in the running loop): work due now runs without anyone advancing."""
-        if self._runner is None or self._runner.done():
-            self._closed = False
-            self._wake = asyncio.Event()
-            self._runner = asyncio.get_running_loop().create_task(self._run(), name="qstash-sim-engine")
-
-    async def idle(self) -> None:
-        """Return once nothing is due now and no delivery is in flight."""
-        while True:
-            async with self._lock:
-                await self._drain_now()
-            await self._join_inflight()
-            due = self.next_due_ms
-            if not self._inflight and (due is None or due > self.now):
-                return
+    # lifecycle
 
     async def close(self) -> None:
         """Stop the runner, wait for deliveries in flight, and close the transport if it can be closed."""
-        self._closed = True
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
-        await self._join_inflight()
+        await super().close()
         closer = getattr(self.transport, "close", None)
         if closer is not None:
             await closer()
 
     def reset(self) -> None:
         """Drop every event and every engine-side memory (call with ``world.reset()``)."""
-        self._heap.clear()
+        super().reset()
         self._armed.clear()
         self._parked.clear()
         self._crons.clear()
         self._rules.reset()
-        self._epoch += 1
 
     # ----------------------------------------------------------------------------------------------
-    # heap
-
-    def _push(self, due: int, ev: _Event) -> int:
-        self._seq += 1
-        heapq.heappush(self._heap, (due, self._seq, ev))
-        self._poke()  # a sleeping real-clock runner must re-plan its wake-up
-        return self._seq
+    # events
 
     def _arm(self, msg: Message, due: int) -> None:
-        seq = self._push(due, _Event(_ATTEMPT, msg=msg))
+        seq = self._push(due, Event(ATTEMPT, msg=msg))
         self._armed[(msg.account, msg.message_id)] = seq
 
-    def _is_live(self, seq: int, ev: _Event) -> bool:
-        if ev.kind == _CALL:
-            return ev.alive is None or ev.alive()
-        if ev.kind == _FIRE:
+    def _is_live(self, seq: int, ev: Event) -> bool:
+        if ev.kind == CALL:
+            return super()._is_live(seq, ev)
+        if ev.kind == FIRE:
             sch = ev.schedule
             assert sch is not None
             acct = self.world.accounts.find(sch.account)
@@ -396,90 +214,10 @@ class Engine:
         assert msg is not None
         return self._armed.get((msg.account, msg.message_id)) == seq
 
-    def _drop_stale_head(self) -> None:
-        heap = self._heap
-        while heap and not self._is_live(heap[0][1], heap[0][2]):
-            heapq.heappop(heap)
-
-    def _poke(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-
-    def _virtual_clock(self, what: str) -> VirtualClock:
-        clock = self.world.clock
-        if not isinstance(clock, VirtualClock):
-            raise TypeError(f"{what}() needs a VirtualClock; this engine runs on {clock!r}")
-        return clock
-
     # ----------------------------------------------------------------------------------------------
-    # the runner
+    # running a batch
 
-    async def _run(self) -> None:
-        assert self._wake is not None
-        wake = self._wake
-        real = not self.world.clock.is_virtual
-        while not self._closed:
-            wake.clear()
-            try:
-                async with self._lock:
-                    await self._drain_now(spawn=real)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # never let one bad event kill the runner; keep it for tests
-                log.exception("engine runner error")
-                self.errors.append(exc)
-            await self.world.clock.wait_until(self.next_due_ms if real else None, wake)
-
-    async def _join_inflight(self) -> None:
-        while self._inflight:
-            await asyncio.gather(*list(self._inflight), return_exceptions=True)
-
-    async def _drain_now(self, *, spawn: bool = False) -> None:
-        """Pop and run every event due at or before now, batch by batch, until none is due now.
-
-        Yields to the event loop every :data:`YIELD_EVERY` events (popping a huge batch included); events
-        a request adds meanwhile sort after the ones already due, so the order is the same.
-        """
-        heap = self._heap
-        epoch = self._epoch
-        while True:
-            now = self.now
-            batch: list[tuple[int, _Event]] = []
-            while heap and heap[0][0] <= now:
-                _, seq, ev = heapq.heappop(heap)
-                if self._is_live(seq, ev):
-                    batch.append((seq, ev))
-                    if len(batch) % YIELD_EVERY == 0:
-                        await asyncio.sleep(0)
-                        if epoch != self._epoch:  # reset() meanwhile: these events belong to the old world
-                            return
-            if not batch:
-                return
-            if spawn:
-                # Real clock: do not let one slow destination hold back everything else.
-                task = asyncio.get_running_loop().create_task(self._guarded(batch))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
-            else:
-                await self._run_batch(batch)
-            await self._maybe_yield()
-            if epoch != self._epoch:
-                return
-
-    async def _maybe_yield(self) -> None:
-        """Let the event loop serve others once :data:`YIELD_EVERY` events ran since the last yield."""
-        if self._events_run - self._yielded_at >= YIELD_EVERY:
-            self._yielded_at = self._events_run
-            await asyncio.sleep(0)
-
-    async def _guarded(self, batch: list[tuple[int, _Event]]) -> None:
-        try:
-            await self._run_batch(batch)
-        except Exception as exc:  # a spawned batch has nobody to raise to: keep it for tests
-            log.exception("engine batch error")
-            self.errors.append(exc)
-
-    async def _run_batch(self, batch: list[tuple[int, _Event]]) -> None:
+    async def _run_batch(self, batch: list[tuple[int, Event]]) -> None:
         self._events_run += len(batch)
         epoch = self._epoch
         pending: list[Prepared] = []
@@ -493,7 +231,7 @@ class Engine:
                 await asyncio.sleep(0)
                 if epoch != self._epoch:  # reset() meanwhile: the rest belongs to the old world
                     return
-            if ev.kind == _ATTEMPT:
+            if ev.kind == ATTEMPT:
                 assert ev.msg is not None
                 self._armed.pop((ev.msg.account, ev.msg.message_id), None)
                 try:
@@ -509,13 +247,13 @@ class Engine:
             if pending:
                 await self._send_and_apply(pending)
                 pending = []
-            if ev.kind == _COMPLETE:
+            if ev.kind == COMPLETE:
                 assert ev.msg is not None and ev.outcome is not None
                 self._armed.pop((ev.msg.account, ev.msg.message_id), None)
                 self._apply(ev.msg, ev.outcome)
             else:
                 try:
-                    if ev.kind == _CALL:
+                    if ev.kind == CALL:
                         assert ev.call is not None
                         if ev.alive is None or ev.alive():  # it may have gone stale while others were served
                             ev.call()
@@ -538,15 +276,10 @@ class Engine:
             self._rules.record(p.delivery, outcome)
             if outcome.virtual and outcome.duration_ms > 0:
                 # The destination takes virtual time to answer: finish the attempt that much later.
-                seq = self._push(self.now + outcome.duration_ms, _Event(_COMPLETE, msg=p.msg, outcome=outcome))
+                seq = self._push(self.now + outcome.duration_ms, Event(COMPLETE, msg=p.msg, outcome=outcome))
                 self._armed[(p.msg.account, p.msg.message_id)] = seq
             else:
                 self._apply(p.msg, outcome)
-
-    def _caught(self, what: str, exc: Exception) -> None:
-        log.error("engine error while %s: %s: %s", what, type(exc).__name__, exc)
-        exc.__traceback__ = None  # keep the error, not every frame (and message) it references
-        self.errors.append(exc)
 
     async def _safe_send(self, p: Prepared) -> Outcome:
         try:
@@ -622,7 +355,7 @@ class Engine:
     # ----------------------------------------------------------------------------------------------
     # schedules
 
-    def _fire(self, ev: _Event) -> None:
+    def _fire(self, ev: Event) -> None:
         sch = ev.schedule
         assert sch is not None
         fire_ms = self.now
@@ -638,14 +371,4 @@ class Engine:
         # on_schedule_fire may have replaced or deleted the schedule: then it plans its own future.
         if not self._is_live(0, ev):
             return
-        key = (sch.account, sch.schedule_id)
-        cached = self._crons.get(key)
-        if cached is None or cached[0] is not sch or cached[1] != sch.generation:
-            cached = (sch, sch.generation, cron_iter(sch.cron, fire_ms))
-            self._crons[key] = cached
-        it = cached[2]
-        due = round(it.get_next(float) * 1000)
-        while due <= fire_ms:  # never fire twice at one instant
-            due = round(it.get_next(float) * 1000)
-        sch.next_schedule_time = due
-        self._push(due, _Event(_FIRE, schedule=sch, generation=sch.generation))
+        self._plan_fire(sch, self._crons.after(sch, fire_ms))

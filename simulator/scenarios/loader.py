@@ -20,14 +20,12 @@ from collections.abc import Collection, Iterable, Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
-import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from qstash_sim.base.durations import parse_duration
-from qstash_sim.errors import ConfigError
 from qstash_sim.scenarios.model import (
     Action,
     ConnectionFault,
@@ -46,6 +44,16 @@ from qstash_sim.scenarios.model import (
     TimelineStep,
     Variant,
 )
+from qstash_sim.scenarios.source import (
+    MAX_SCENARIO_BYTES,
+    MAX_SCENARIO_DEPTH,
+    MAX_SCENARIO_NODES,
+    Path_,
+    Reporter,
+    ScenarioError,
+    compose,
+    did_you_mean,
+)
 
 __all__ = [
     "DEFAULT_ALLOWED_STATUSES",
@@ -62,21 +70,7 @@ __all__ = [
 DEFAULT_ALLOWED_STATUSES: dict[str, set[int]] = {"*": {400, 401, 402, 404, 405, 412, 413, 429, 500, 502, 503, 504}}
 # Inbound latency is served on the real clock (a test waits for it), so it is bounded.
 MAX_INBOUND_LATENCY_MS = 30_000
-# Bounds of one scenario document, whatever reads it (file, control API, marker): a real scenario is a few
-# KB, a few hundred values deep at most. Past them the document is refused before it can cost memory: an
-# alias bomb (``&a [*b, *b, ...]`` nested) would otherwise expand to gigabytes from a few hundred bytes.
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-MAX_SCENARIO_BYTES = 1024 * 1024
-MAX_SCENARIO_NODES = 20_000  # values read, aliases counted each time they are used
-MAX_SCENARIO_DEPTH = 64
-
-
-class ScenarioError(ConfigError):
-    """A scenario that cannot be loaded. ``errors`` holds one ``file:line: key.path: problem`` per mistake."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
 
 
 # ---------------------------------------------------------------------------------------------- durations
@@ -89,135 +83,6 @@ def _parse_duration(value: str | int) -> int:
     The schema has already checked the syntax; the arithmetic is :func:`simulator.durations.parse_duration`'s.
     """
     return parse_duration(str(value))
-
-
-# ---------------------------------------------------------------------------------------------- YAML with lines
-
-Path_: TypeAlias = tuple[str | int, ...]
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
-    """Parse YAML and remember the line of every key: ``"a:\\n  b: 1"`` -> ``({"a": {"b": 1}}, {(): 1, ("a",): 1,
-    ("a", "b"): 2})``. Duplicate keys are an error (PyYAML would silently keep the last).
-
-    Bounded: at most :data:`MAX_SCENARIO_BYTES` of text, :data:`MAX_SCENARIO_NODES` values (an alias counts
-    every time it is used, so an alias bomb stops within milliseconds) and :data:`MAX_SCENARIO_DEPTH` levels.
-    """
-    if len(text) > MAX_SCENARIO_BYTES:
-        raise ScenarioError(
-            [f"{source}: {len(text)} characters is over the limit of {MAX_SCENARIO_BYTES} for a scenario"]
-        )
-    try:
-        # libyaml's loader when PyYAML has it: fast, and it refuses absurd nesting in its scanner.
-        loader = _LOADER(text)  # checks the characters first: a control character raises here
-    except yaml.YAMLError as exc:
-        raise ScenarioError([f"{source}:1: YAML syntax error: {' '.join(str(exc).split())}"]) from None
-    lines: dict[Path_, int] = {}
-    errors: list[str] = []
-    budget = [MAX_SCENARIO_NODES]
-
-    def build(node: yaml.Node, path: Path_) -> Any:
-        budget[0] -= 1
-        line = node.start_mark.line + 1
-        if budget[0] < 0:
-            raise ScenarioError(
-                [
-                    f"{source}:{line}: {_fmt_path(path)}: more than {MAX_SCENARIO_NODES} values (aliases count each "
-                    "time they are used); a scenario this large is refused"
-                ]
-            )
-        if len(path) > MAX_SCENARIO_DEPTH:
-            raise ScenarioError(
-                [f"{source}:{line}: {_fmt_path(path)}: nested more than {MAX_SCENARIO_DEPTH} levels deep"]
-            )
-        lines.setdefault(path, line)
-        if isinstance(node, yaml.MappingNode):
-            loader.flatten_mapping(node)  # resolves "<<: *anchor" merges
-            out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    errors.append(
-                        f"{source}:{key_node.start_mark.line + 1}: {_fmt_path(path)}: a key must be a plain value"
-                    )
-                    continue
-                key = loader.construct_object(key_node, deep=True)
-                key = key if isinstance(key, str) else str(key)
-                line = key_node.start_mark.line + 1
-                if key in out:
-                    errors.append(f"{source}:{line}: {_fmt_path(path + (key,))}: duplicate key")
-                lines[path + (key,)] = line
-                out[key] = build(value_node, path + (key,))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [build(item, path + (i,)) for i, item in enumerate(node.value)]
-        return loader.construct_object(node, deep=True)
-
-    try:
-        root = loader.get_single_node()
-        data = None if root is None else build(root, ())
-    except RecursionError:  # PyYAML's composer recurses per level: "[[[[..." 100k deep
-        raise ScenarioError([f"{source}: nested more than {MAX_SCENARIO_DEPTH} levels deep"]) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise ScenarioError([f"{where}: YAML syntax error: {exc.problem or exc.context}"]) from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError([f"{source}: YAML error: {' '.join(str(exc).split())}"]) from None
-    finally:
-        loader.dispose()
-    if errors:
-        raise ScenarioError(errors)
-    return data, lines
-
-
-def _fmt_path(path: Iterable[str | int]) -> str:
-    """``("rules", 0, "match", "operaton")`` -> ``"rules[0].match.operaton"``."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-class _Reporter:
-    """Collects errors as ``file:line: key.path: problem``."""
-
-    def __init__(self, source: str, lines: Mapping[Path_, int]) -> None:
-        self.source = source
-        self.lines = lines
-        self.errors: list[tuple[int, str]] = []
-        self.bad: set[Path_] = set()  # paths with an error: the builder skips what lies under them
-
-    def line_of(self, path: Path_) -> int | None:
-        while True:
-            if path in self.lines:
-                return self.lines[path]
-            if not path:
-                return None
-            path = path[:-1]
-
-    def add(self, path: Path_, problem: str) -> None:
-        line = self.line_of(path)
-        where = f"{self.source}:{line}" if line is not None else self.source
-        text = f"{where}: {_fmt_path(path)}: {problem}"
-        self.bad.add(path)
-        if (line or 0, text) not in self.errors:
-            self.errors.append((line or 0, text))
-
-    def broken(self, path: Path_) -> bool:
-        """Whether an error was reported at ``path``, under it, or above it."""
-        n = len(path)
-        return any(p[:n] == path or path[: len(p)] == p for p in self.bad)
-
-    def raise_if_any(self) -> None:
-        if self.errors:
-            raise ScenarioError([text for _, text in sorted(self.errors, key=lambda e: e[0])])
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """``"; did you mean 'operation'?"`` or ``""``."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 # ---------------------------------------------------------------------------------------------- schema
@@ -247,13 +112,13 @@ _JSON_TYPES = {
 }
 
 
-def _schema_problems(data: Any, report: _Reporter) -> None:
+def _schema_problems(data: Any, report: Reporter) -> None:
     """Turn every schema violation into a readable line."""
     for err in _validator().iter_errors(data):
         _report_schema_error(err, report)
 
 
-def _report_schema_error(err: ValidationError, report: _Reporter) -> None:
+def _report_schema_error(err: ValidationError, report: Reporter) -> None:
     path: Path_ = tuple(err.absolute_path)
     schema: dict[str, Any] = err.schema if isinstance(err.schema, dict) else {}
     expected = schema.get("x-expected")
@@ -263,14 +128,14 @@ def _report_schema_error(err: ValidationError, report: _Reporter) -> None:
         known = list(schema.get("properties", {}))
         for key in instance:
             if key not in known:
-                hint = _did_you_mean(key, known) or f"; expected one of: {', '.join(known)}"
+                hint = did_you_mean(key, known) or f"; expected one of: {', '.join(known)}"
                 report.add(path + (key,), f"unknown key{hint}")
     elif err.validator == "required":
         missing = err.message.split("'")[1] if "'" in err.message else err.message
         report.add(path, f"missing required key {missing!r}")
     elif err.validator in ("enum", "const"):
         options: list[Any] = list(rule) if err.validator == "enum" else [rule]
-        hint = _did_you_mean(instance, [str(o) for o in options]) if isinstance(instance, str) else ""
+        hint = did_you_mean(instance, [str(o) for o in options]) if isinstance(instance, str) else ""
         report.add(path, f"{instance!r} is not one of {', '.join(repr(o) for o in options)}{hint}")
     elif err.validator == "type":
         what = expected or " or ".join(_SCHEMA_TYPES.get(t, t) for t in _as_list(rule))
@@ -286,7 +151,7 @@ def _report_schema_error(err: ValidationError, report: _Reporter) -> None:
     elif err.validator == "minProperties" and not err.instance:
         report.add(path, f"must not be empty; expected one of: {', '.join(schema.get('properties', {}))}")
     elif err.validator == "pattern" and expected:
-        hint = _did_you_mean(instance, ["reset"]) if schema.get("pattern") == "^reset$" else ""
+        hint = did_you_mean(instance, ["reset"]) if schema.get("pattern") == "^reset$" else ""
         report.add(path, f"{err.instance!r} is not {expected}{hint}")
     elif err.validator in ("minimum", "maximum") and expected:
         report.add(path, f"{err.instance!r} is out of range; expected {expected}")
@@ -333,10 +198,10 @@ def _read_source(source: str | Path | Mapping[str, Any], name: str | None) -> tu
             raise ScenarioError(
                 [f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8"]
             ) from None
-        data, lines = _compose(text, str(path))
+        data, lines = compose(text, str(path))
         return data, lines, str(path)
     label = name or "<scenario>"
-    data, lines = _compose(source, label)
+    data, lines = compose(source, label)
     return data, lines, label
 
 
@@ -359,7 +224,7 @@ def load_scenario(
     action=PaymentRequired(variant=Variant.V1)),))``. Raises :class:`ScenarioError` listing every mistake.
     """
     data, lines, label = _read_source(source, name)
-    report = _Reporter(label, lines)
+    report = Reporter(label, lines)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -381,7 +246,7 @@ class _Builder:
     """Turns schema-valid data into values and checks what the schema cannot (operations, statuses, combos)."""
 
     def __init__(
-        self, report: _Reporter, operations: Collection[str] | None, allowed: Mapping[str, Collection[int]]
+        self, report: Reporter, operations: Collection[str] | None, allowed: Mapping[str, Collection[int]]
     ) -> None:
         self.report = report
         self.operations = None if operations is None else set(operations)
@@ -395,14 +260,14 @@ class _Builder:
         for i, op in enumerate(ops):
             if op not in self.operations:
                 where = path + (i,) if listed else path
-                hint = _did_you_mean(op, self.operations) or "; see the operationIds in openapi.yaml"
+                hint = did_you_mean(op, self.operations) or "; see the operationIds in openapi.yaml"
                 self.report.add(where, f"unknown operation {op!r}{hint}")
 
     def check_methods(self, methods: tuple[str, ...] | None, path: Path_, *, listed: bool) -> None:
         """An HTTP method a request can have (``FETCH`` would never match: a mistake, said so)."""
         for i, method in enumerate(methods or ()):
             if method.upper() not in HTTP_METHODS:
-                hint = _did_you_mean(method.upper(), HTTP_METHODS) or f"; expected one of {', '.join(HTTP_METHODS)}"
+                hint = did_you_mean(method.upper(), HTTP_METHODS) or f"; expected one of {', '.join(HTTP_METHODS)}"
                 self.report.add(path + (i,) if listed else path, f"unknown HTTP method {method!r}{hint}")
 
     def allowed_for(self, ops: tuple[str, ...] | None) -> set[int]:

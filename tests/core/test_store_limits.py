@@ -392,3 +392,53 @@ def test_a_reset_while_an_advance_yields_stops_that_advance() -> None:
     run(go())
     assert 0 < len(fired) < 4 * YIELD_EVERY  # stopped: nothing of the old world ran after the reset
     assert sim.engine.pending_events == 0
+
+
+# ------------------------------------------------------------------------------------------ ledger
+
+
+def test_ledger_keeps_the_newest_entries_and_exact_totals() -> None:
+    from decimal import Decimal
+
+    from qstash_sim.domain.ledger import Ledger, LedgerEntry
+
+    led = Ledger(cap=3)
+    for i in range(10):
+        led.charge(
+            LedgerEntry(
+                time_ms=i,
+                account="a" if i % 2 else "b",
+                agent="bot" if i < 5 else None,
+                transaction_id=f"tx{i}",
+                request_id=f"r{i}",
+                operation="publish",
+                quantity=1,
+                unit_price=Decimal("0.00001"),
+            )
+        )
+    assert [e.transaction_id for e in led.entries] == ["tx7", "tx8", "tx9"]
+    assert led.entries.evicted == 7
+    assert led.total() == Decimal("0.00010")
+    assert led.total(account="a") == Decimal("0.00005")
+    assert led.total(agent="bot") == Decimal("0.00005")
+    assert led.total(account="b", agent="bot") == Decimal("0.00003")  # i = 0, 2, 4
+    assert led.total(transaction_id="tx1") == 0  # dropped: only kept entries have a transaction total
+    body = wire.ledger(led, limit=2)
+    assert [e["transactionId"] for e in body["entries"]] == ["tx8", "tx9"]
+    assert (body["total"], body["evicted"]) == ("0.0001", 7)
+    assert wire.ledger(led, agent="bot")["accounts"] == {"b": "0.00003", "a": "0.00002"}
+    assert wire.ledger(led, account="a")["agents"] == {"bot": "0.00002"}
+    led.reset()
+    assert (led.total(), list(led.entries), led.total(account="a")) == (0, [], 0)
+
+
+def test_ledger_totals_maps_are_capped_too() -> None:
+    from decimal import Decimal
+
+    from qstash_sim.domain.ledger import Ledger, LedgerEntry
+
+    led = Ledger(cap=None, totals_cap=2)
+    for acc in ("x", "y", "z"):
+        led.charge(LedgerEntry(0, acc, "publish", 1, Decimal(1)))
+    assert list(led.by_account) == ["y", "z"] and led.totals_evicted == 1
+    assert led.total() == 3  # the grand total is one number: never dropped

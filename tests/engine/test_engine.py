@@ -647,3 +647,20 @@ async def test_an_advance_stops_at_the_event_cap_and_keeps_what_ran(h: Harness) 
     assert h.now == h.fires[-1]  # the clock is at the last event run, not at the target
     await h.engine.advance("1m")  # advancing again goes on from there
     assert h.fires[ran:] == [h.fires[ran - 1] + M]
+
+
+async def test_the_clock_ends_in_year_9999_without_an_error() -> None:
+    from qstash_sim.base.clock import MAX_TIME_MS
+
+    near_end = MAX_TIME_MS - 90 * 86_400_000  # early October 9999
+    h = Harness(start_ms=near_end)
+    sch = h.schedule("0 0 1 * *")  # monthly: Nov 1 and Dec 1, then January 10000, which does not exist
+    await h.engine.advance("89d")
+    assert len(h.fires) == 2 and h.engine.errors == []
+    assert sch.next_schedule_time is None and h.engine.next_due_ms is None  # no next fire: none planned
+    with pytest.raises(AdvanceLimitError, match="pass the clock's last instant"):
+        await h.engine.advance("2d")
+    assert h.now == near_end + 89 * 86_400_000  # nothing moved
+    late = Harness(start_ms=MAX_TIME_MS - 1000)
+    late_sch = late.schedule("0 0 1 1 *")  # planned after the end of the clock: never fires
+    assert late_sch.next_schedule_time is None

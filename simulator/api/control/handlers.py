@@ -115,6 +115,7 @@ async def health(ctx: Ctx) -> Reply:
                 "dlqPerAccount": lim.dlq_per_account,
                 "dedupPerAccount": lim.dedup_per_account,
                 "accounts": lim.accounts,
+                "ledger": lim.ledger,
             },
             "evicted": {
                 "journal": ev["journal"],
@@ -124,6 +125,7 @@ async def health(ctx: Ctx) -> Reply:
                 "dedup": ev["dedup"],
                 "dedupExpired": ev["dedup_expired"],
                 "accounts": ev["accounts"],
+                "ledger": ev["ledger"],
             },
         }
     )
@@ -169,8 +171,10 @@ async def state(ctx: Ctx) -> Reply:
 
 
 async def ledger(ctx: Ctx) -> Reply:
-    """GET /_sim/ledger[?account=&agent=]"""
-    return Reply(serialize.ledger(ctx.sim.world.ledger, account=ctx.query.get("account"), agent=ctx.query.get("agent")))
+    """GET /_sim/ledger[?account=&agent=&limit=]: exact totals, the newest ``limit`` entries kept."""
+    q = ctx.query
+    limit = int(q["limit"]) if q.get("limit") else None
+    return Reply(serialize.ledger(ctx.sim.world.ledger, account=q.get("account"), agent=q.get("agent"), limit=limit))
 
 
 async def journal(ctx: Ctx) -> Reply:
