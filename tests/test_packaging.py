@@ -51,8 +51,8 @@ def test_every_declared_floor_is_pinned_in_constraints_floors() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
     declared: dict[str, str] = {}
     for spec in [*project["dependencies"], *project["optional-dependencies"]["test"]]:
-        m = re.match(r"([A-Za-z0-9_.-]+)\s*>=\s*([\w.]+)", spec)
-        assert m, f"{spec!r}: every dependency declares a floor (>=)"
+        m = re.match(r"([A-Za-z0-9_.-]+)\s*(?:>=|==)\s*([\w.]+)", spec)
+        assert m, f"{spec!r}: every dependency declares a floor (>=), or is pinned (==, the SDKs driven end to end)"
         declared[m.group(1).lower()] = m.group(2)
     pinned = dict(
         line.split("==")

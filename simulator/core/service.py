@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from qstash_sim.base.clock import Clock, RealClock, VirtualClock
 from qstash_sim.base.seed import KEYS, MESSAGE, SCHEDULE, Seed
 from qstash_sim.core.feature import ChallengeProvider, Feature, Fired, InboundContext
+from qstash_sim.core.tokens import Tokens
 from qstash_sim.domain.account import Account, SigningKeys
 from qstash_sim.domain.commands import DEFAULT_ACCOUNT, Caller, PublishCommand, PublishResult, ScheduleCommand
 from qstash_sim.domain.ledger import SCHEDULE_TRIGGER, LedgerEntry
@@ -83,6 +84,8 @@ class SimulatorCore:
         self.prices: dict[str, Decimal] = {}
         # Who builds a 402 for a fault scenario's payment_required (the Sapiom feature registers one).
         self.challenge_provider: ChallengeProvider | None = None
+        # Which account a bearer token / API key names, for every surface (empty: any token is its account).
+        self.tokens = Tokens()
         # Unexpected errors (a bug) caught while serving or delivering, for tests to re-raise: bounded.
         self.errors: deque[BaseException] = deque(maxlen=MAX_ERRORS)
         # The ports this simulator's server listens on (loopback): deliveries there are refused, so that a

@@ -106,6 +106,9 @@ class AccountStore:
         self._order: deque[str] = deque()  # eviction candidates, oldest first (busy ones sent to the back)
         self.limits = limits if limits is not None else Limits()
         self.evicted = 0  # accounts dropped since the last reset
+        # Signing keys an account gets when it is created, instead of seeded ones (configuration, e.g. the
+        # official dev server's users): kept across reset().
+        self.preset_keys: dict[str, SigningKeys] = {}
 
     def reset(self) -> None:
         """Forget every account."""
@@ -117,8 +120,10 @@ class AccountStore:
         """The account called ``name``, created if new (dropping the oldest idle one past the cap)."""
         acc = self._accounts.get(name)
         if acc is None:
-            ids = self._seed.ids(KEYS)
-            keys = SigningKeys(current=ids.new("sig", 28), next=ids.new("sig", 28))
+            keys = self.preset_keys.get(name)
+            if keys is None:
+                ids = self._seed.ids(KEYS)
+                keys = SigningKeys(current=ids.new("sig", 28), next=ids.new("sig", 28))
             acc = self._accounts[name] = Account(name=name, signing_keys=keys)
             self._order.append(name)
             cap = self.limits.accounts
