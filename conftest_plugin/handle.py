@@ -36,6 +36,7 @@ from qstash_sim.domain.schedule import Schedule
 from qstash_sim.simulator import Simulator
 
 from . import assertions as _a
+from .native import AsyncClient, NativeQstash, SyncClient
 from .server import ScenarioSource, SimConfig, SimServer
 
 __all__ = ["AsyncQstashSim", "AsyncSimClock", "QstashSim", "SimClock"]
@@ -199,8 +200,9 @@ def _forward(core: _Core, when: When) -> int:
     return target - now
 
 
-class _Reads:
-    """The read side both handles share: addresses and snapshots of the simulator's state."""
+class _Reads(NativeQstash):
+    """The read side both handles share: addresses (native QStash's too: :mod:`.native`) and snapshots of the
+    simulator's state."""
 
     def __init__(self, core: _Core) -> None:
         self._core = core
@@ -222,7 +224,7 @@ class _Reads:
 
     @property
     def url(self) -> str:
-        """The gateway base: ``http://127.0.0.1:PORT/v1/qstash``."""
+        """The Sapiom gateway base: ``http://127.0.0.1:PORT/v1/qstash`` (native QStash: :attr:`qstash_url`)."""
         return f"{self._core.server.origin}/v1/qstash"
 
     @property
@@ -239,31 +241,6 @@ class _Reads:
     def headers(self) -> dict[str, str]:
         """``{"Authorization": "Bearer <api_key>"}``, ready for a client."""
         return {"Authorization": f"Bearer {self.api_key}"}
-
-    def env(self) -> dict[str, str]:
-        """The environment variables an application reads to talk to this simulator::
-
-            {"SAPIOM_BASE_URL": origin, "QSTASH_URL": origin, "QSTASH_TOKEN": api_key,
-             "QSTASH_CURRENT_SIGNING_KEY": ..., "QSTASH_NEXT_SIGNING_KEY": ...}
-
-        (the keys are the ``api_key`` account's, the account of calls with that token or with none).
-        """
-        keys = self.signing_keys
-        origin = self._core.server.origin
-        return {
-            "SAPIOM_BASE_URL": origin,
-            "QSTASH_URL": origin,
-            "QSTASH_TOKEN": self.api_key,
-            "QSTASH_CURRENT_SIGNING_KEY": keys.current,
-            "QSTASH_NEXT_SIGNING_KEY": keys.next,
-        }
-
-    def setenv(self, monkeypatch: Any) -> dict[str, str]:
-        """Set :meth:`env` for this test with pytest's ``monkeypatch`` (undone after the test); returns it."""
-        values = self.env()
-        for name, value in values.items():
-            monkeypatch.setenv(name, value)
-        return values
 
     def publish(
         self,
@@ -395,7 +372,7 @@ class SimClock(_ClockReads):
         return f"<SimClock {format_ms(self.now_ms)}>"
 
 
-class QstashSim(_Reads):
+class QstashSim(_Reads, SyncClient):
     """A clean simulator for one test: addresses, virtual clock, state, and domain assertions.
 
     >>> mid = publish(qstash_sim.url, "http://127.0.0.1:1/down")   # a closed port: every attempt fails
@@ -519,7 +496,7 @@ class AsyncSimClock(_ClockReads):
 
 
 @_awaited
-class AsyncQstashSim(_Reads):
+class AsyncQstashSim(_Reads, AsyncClient):
     """:class:`QstashSim` for async tests: the verbs that wait on deliveries are coroutines.
 
     Reads (``messages``, ``deliveries``, ``dlq``...) stay plain properties: they are one quick hop to

@@ -63,6 +63,9 @@ def scenario_label(source: ScenarioSource) -> str:
     return text if "\n" not in text else "<yaml text>"
 
 
+REAL_WAIT_CAP_MS = 30_000  # the fixture's cap on waiting for a real destination's answer (wall time)
+
+
 class SimServer:
     """A simulator served from a daemon thread, reusable across tests (``prepare`` before each)."""
 
@@ -72,8 +75,12 @@ class SimServer:
 
     @classmethod
     def start(cls, seed: int = 0) -> SimServer:
-        """Start a virtual-clock simulator on ``127.0.0.1:0``; returns once the socket is bound."""
-        sim = Simulator(seed=seed, clock=VirtualClock(EPOCH_MS))
+        """Start a virtual-clock simulator on ``127.0.0.1:0``; returns once the socket is bound.
+
+        A real (loopback) destination that does not answer fails its attempt after at most
+        :data:`REAL_WAIT_CAP_MS` of wall time (or its ``Upstash-Timeout``, if shorter), so a hanging handler
+        shows up as ``timeout after ...ms`` in the test instead of holding it for QStash's 2 h default."""
+        sim = Simulator(seed=seed, clock=VirtualClock(EPOCH_MS), real_timeout_cap_ms=REAL_WAIT_CAP_MS)
         return cls(ServerThread(sim, host="127.0.0.1", port=0).start())
 
     @property

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+from qstash_sim.base.durations import parse_duration
 from qstash_sim.base.version import __version__
+from qstash_sim.domain.delivery import DEFAULT_REGION, check_region
 from qstash_sim.domain.world import Limits
 from qstash_sim.engine.transport import is_loopback_host
 from qstash_sim.errors import UnsupportedAiohttpVersion
@@ -95,6 +97,35 @@ def _limit(text: str) -> tuple[str, int | None]:
     return key.replace("-", "_"), int(v)
 
 
+def _region(text: str) -> str:
+    try:
+        return check_region(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _timeout(text: str) -> int:
+    try:
+        ms = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if ms <= 0:
+        raise argparse.ArgumentTypeError(f"expected a duration > 0 such as 30s, 5m or 2h, got {text!r}")
+    return ms
+
+
+def _token(text: str) -> str:
+    """``TOKEN[=ACCOUNT]``, checked (kept as given: ``parse_token_option`` splits it)."""
+    from qstash_sim.core.tokens import MAX_TOKEN_LENGTH, parse_token_option
+
+    token, _ = parse_token_option(text)
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise argparse.ArgumentTypeError(
+            f"expected TOKEN or TOKEN=ACCOUNT (1-{MAX_TOKEN_LENGTH} characters), got {text!r}"
+        )
+    return text
+
+
 def _port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
@@ -113,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qstash-sim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(sub)
+    from qstash_sim.dev import add_dev_parser  # `qstash-sim dev`: serve's option groups, the dev users
+
+    add_dev_parser(sub, _add_serve_network, _add_serve_engine, _add_serve_limits)
     _add_check(sub)
     _add_receive(sub)
     return parser
@@ -187,6 +221,15 @@ def _add_serve_network(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument("--port", type=_port, default=8080, help="port to bind; 0 picks a free one (default: 8080)")
     serve.add_argument(
+        "--surface",
+        action="append",
+        default=[],
+        choices=("sapiom", "qstash"),
+        help="serve only this API surface (repeatable): sapiom (Sapiom's /v1/qstash and /v1/transactions) or "
+        "qstash (native Upstash QStash /v2, what the official SDKs call); a request to a surface that is off "
+        "answers 404 saying so (default: both, on one port, over one engine and one account state)",
+    )
+    serve.add_argument(
         "--log-level",
         default="info",
         choices=("debug", "info", "warning", "error"),
@@ -226,6 +269,37 @@ def _add_serve_engine(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--strict", action="store_true", help="answer 400 to unknown Upstash-* headers instead of a warning"
+    )
+    serve.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        type=_token,
+        metavar="TOKEN[=ACCOUNT]",
+        help="accept TOKEN (Authorization: Bearer on /v2, x-api-key or Bearer on /v1) as ACCOUNT (default: an "
+        "account named like the token); repeatable. Once one is given, every other token is refused with 401 "
+        "(default: none, and any token names its own account)",
+    )
+    _add_delivery_options(serve)
+
+
+def _add_delivery_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--region",
+        type=_region,
+        default=DEFAULT_REGION,
+        metavar="REGION",
+        help=f"the Upstash-Region header every delivery carries, e.g. US-EAST-1 (default: {DEFAULT_REGION})",
+    )
+    parser.add_argument(
+        "--max-timeout",
+        type=_timeout,
+        default=None,
+        metavar="DURATION",
+        help="cap on how long one delivery attempt waits for its answer, over a real socket or from a virtual "
+        "destination (e.g. 30s, 5m). An attempt waits its message's Upstash-Timeout, which defaults to 2h "
+        "(QStash's maximum HTTP response duration on pay-as-you-go; 15m on the free plan); with this it "
+        "waits at most DURATION, then fails as 'timeout after <ms>ms' (default: no cap)",
     )
 
 
@@ -306,8 +380,9 @@ def _add_check(sub: Any) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from qstash_sim.api import default_surfaces
+    from qstash_sim.api import API_SURFACES, default_surfaces
     from qstash_sim.contract.load import packaged_fault_statuses
+    from qstash_sim.core.tokens import parse_token_option
     from qstash_sim.http.aiohttp_app import build_app
     from qstash_sim.scenarios.check import read_scenarios
     from qstash_sim.server import start_site, stop_gracefully, tune_gc
@@ -321,15 +396,30 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.seed is None:
         args.seed = next((s.seed for s in scenarios if s.seed is not None), 0)
     limits = Limits(**dict(args.limit))
-    sim = Simulator(seed=args.seed, clock=args.clock, deliver_to=args.deliver_to, strict=args.strict, limits=limits)
+    sim = Simulator(
+        seed=args.seed,
+        clock=args.clock,
+        deliver_to=args.deliver_to,
+        strict=args.strict,
+        limits=limits,
+        region=args.region,
+        max_timeout_ms=args.max_timeout,
+    )
     for scenario in scenarios:
         sim.scenarios.add(scenario, keep=True)
     sim.sapiom.configure(mode=args.payment, variant=args.payment_variant, api_keys=args.api_key)
     sim.engine.max_advance_events = args.max_advance_events
+    if args.command == "dev":
+        from qstash_sim.dev import setup_dev
+
+        setup_dev(sim, args.token)
+    else:
+        for text in args.token:  # --token TOKEN[=ACCOUNT]: only these are accepted from now on
+            sim.tokens.add(*parse_token_option(text))
     token, warning = _control_token(args)
     app = build_app(
         sim,
-        default_surfaces(control_token=token),
+        default_surfaces(control_token=token, surfaces_on=args.surface or API_SURFACES),
         max_body=args.max_body,
         read_timeout=args.read_timeout,
         max_header_size=args.max_header_size,
@@ -341,12 +431,12 @@ async def _serve(args: argparse.Namespace) -> int:
         return 2
     tune_gc()
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(
-        f"qstash-sim {__version__} running at http://{host}:{port} "
-        f"(seed {args.seed}, {args.clock} clock, payment {args.payment}, gateway /v1/qstash, "
-        f"Sapiom API /v1/transactions, control /_sim) — Ctrl-C to stop",
-        flush=True,
-    )
+    if args.command == "dev":
+        from qstash_sim.dev import banner_for
+
+        print(banner_for(args, sim, f"http://{host}:{port}", token), flush=True)
+    else:
+        print(_banner(args, sim, f"http://{host}:{port}", token), flush=True)
     if warning:
         print(warning, file=sys.stderr, flush=True)
     await _until_signalled()
@@ -361,6 +451,38 @@ async def _serve(args: argparse.Namespace) -> int:
             f"qstash-sim: stopped with messages not finished (discarded, state is in memory only): {counts}", flush=True
         )
     return 0
+
+
+def _banner(args: argparse.Namespace, sim: Any, url: str, token: str | None) -> str:
+    """What ``serve`` prints once listening: the URL first (tools wait for that line), then what a user
+    needs next: the clock, the surfaces, the scenarios loaded, the keys that verify deliveries, the control API."""
+    keys = sim.world.accounts.keys_of(sim.anonymous_account)  # without creating the account
+    scenarios = ", ".join(s.name for s in sim.scenarios) or "none (--scenario NAME_OR_FILE)"
+    clock = "virtual: time moves with POST /_sim/clock/advance" if args.clock == "virtual" else "real"
+    control = f"{url}/_sim" + (" (send the control token)" if token else "")
+    return "\n".join(
+        [
+            f"qstash-sim {__version__} running at {url} — Ctrl-C to stop",
+            _surfaces_line(args, url),
+            f"  clock      {clock}; seed {args.seed}",
+            f"  scenarios  {scenarios}",
+            f"  keys       account {sim.anonymous_account!r} (requests without a key) signs with",
+            f"             current {keys.current}  next {keys.next}   (every account: GET /_sim/accounts)",
+            f"  control    {control}   (health, state, journal, deliveries, clock, scenarios)",
+        ]
+    )
+
+
+def _surfaces_line(args: argparse.Namespace, url: str) -> str:
+    """The banner's line of API surfaces: the Sapiom gateway and native QStash ``/v2`` (or how to turn one on)."""
+    on = args.surface or ("sapiom", "qstash")
+    sapiom = (
+        f"{url}/v1/qstash   (Sapiom API {url}/v1/transactions; payment {args.payment})"
+        if "sapiom" in on
+        else "off (--surface sapiom)"
+    )
+    qstash = f"QStash {url}/v2" if "qstash" in on else "QStash /v2 off (--surface qstash)"
+    return f"  gateway    {sapiom}; {qstash}"
 
 
 async def _until_signalled() -> None:
@@ -437,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command == "serve":
+    if args.command in ("serve", "dev"):
         logging.basicConfig(
             level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )

@@ -20,6 +20,7 @@ from typing import Any
 from qstash_sim.base.clock import Clock
 from qstash_sim.contract.load import packaged_fault_statuses
 from qstash_sim.core.service import SimulatorCore
+from qstash_sim.domain.delivery import DEFAULT_REGION
 from qstash_sim.domain.world import Limits
 from qstash_sim.engine.engine import SignClock
 from qstash_sim.engine.transport import Transport
@@ -36,7 +37,10 @@ class Simulator(SimulatorCore):
     ``seed`` fixes every id, signature jti and fault draw; ``clock`` is ``"virtual"`` (moves only when told)
     or ``"real"``; ``deliver_to`` lists ``fnmatch`` patterns of hosts delivered over real sockets besides
     loopback; ``sign_clock`` is the time signatures carry (``"process"``: the process clock for real-socket
-    deliveries, so a receiver in the same process accepts them; ``"virtual"``; or a ``Clock``).
+    deliveries, so a receiver in the same process accepts them; ``"virtual"``; or a ``Clock``). ``region`` is
+    the ``Upstash-Region`` every delivery carries (default ``EU-CENTRAL-1``); ``max_timeout_ms`` caps every
+    attempt's timeout (default: none: an attempt waits its message's ``Upstash-Timeout``, by default the plan
+    maximum, 2 h); ``real_timeout_cap_ms`` caps real-socket waits only (default: none).
     """
 
     def __init__(
@@ -47,9 +51,11 @@ class Simulator(SimulatorCore):
         deliver_to: Iterable[str] = (),
         strict: bool = False,
         transport: Transport | None = None,
-        real_timeout_cap_ms: int = 30_000,
+        real_timeout_cap_ms: int | None = None,
         sign_clock: SignClock = "process",
         limits: Limits | None = None,
+        region: str = DEFAULT_REGION,
+        max_timeout_ms: int | None = None,
     ) -> None:
         super().__init__(
             seed=seed,
@@ -60,6 +66,8 @@ class Simulator(SimulatorCore):
             real_timeout_cap_ms=real_timeout_cap_ms,
             sign_clock=sign_clock,
             limits=limits,
+            region=region,
+            max_timeout_ms=max_timeout_ms,
         )
         self.scenarios = self.add_feature(ScenariosFeature(contract=packaged_fault_statuses))
         self.sapiom = self.add_feature(SapiomFeature())

@@ -63,9 +63,11 @@ def test_serve_prints_url_logs_requests_and_stops_cleanly_on_sigterm() -> None:
         assert proc.stdout is not None and proc.stderr is not None
         banner = proc.stdout.readline()
         assert "running at http://127.0.0.1:" in banner
+        rest = "".join(proc.stdout.readline() for _ in range(6))  # the banner is 7 lines
         port = int(banner.split("http://127.0.0.1:")[1].split()[0])
         c = Client("127.0.0.1", port)
         assert c.post("/v1/qstash/publish/https://example.com/x", body=b"{}").status == 200
+        c_keys = c.get("/_sim/signing-keys").json
         limits = c.get("/_sim/health").json["limits"]
         assert (limits["journal"], limits["ledger"], limits["deliveries"]) == (3, None, 50_000)
         c.close()
@@ -77,6 +79,11 @@ def test_serve_prints_url_logs_requests_and_stops_cleanly_on_sigterm() -> None:
             proc.communicate()
     assert proc.returncode == 0
     assert "stopping" in out
+    assert "  clock      virtual: time moves with POST /_sim/clock/advance; seed 0" in rest
+    assert "  scenarios  none (--scenario NAME_OR_FILE)" in rest
+    keys = c_keys["current"], c_keys["next"]
+    assert f"current {keys[0]}  next {keys[1]}" in rest  # the keys that verify a keyless publish's delivery
+    assert f"  control    http://127.0.0.1:{port}/_sim" in rest
     assert "POST /v1/qstash/publish/https://example.com/x -> 200" in err
     assert "Traceback" not in err
 

@@ -43,13 +43,31 @@ PROJECT = {
         async def test_async_fixture(qstash_sim_async):
             await qstash_sim_async.clock.advance("1h")
             assert qstash_sim_async.clock.now.isoformat() == "2026-01-01T01:00:00+00:00"
+
+        def test_receiver_sync(qstash_sim, qstash_receiver):
+            mid = qstash_sim.publish(qstash_receiver.url("/orders"), {"order": 1})
+            qstash_sim.settle()
+            [d] = qstash_receiver.deliveries
+            assert (d.message_id, d.json, d.verified) == (mid, {"order": 1}, True)
+
+        @pytest.mark.asyncio
+        async def test_receiver_async(qstash_sim_async, qstash_receiver):
+            import aiohttp
+            async with aiohttp.ClientSession() as s:
+                url = f"{qstash_sim_async.url}/publish/{qstash_receiver.url('/a')}"
+                async with s.post(url, data=b'{"a":1}') as r:
+                    assert r.status == 200
+            await qstash_sim_async.settle()
+            [d] = qstash_receiver.deliveries
+            assert d.path == "/a" and d.verified, d.verification.reason
     """,
 }
 
 
 @pytest.fixture(scope="module")
 def downstream_python(built_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv outside the repository with the wheel, pytest, pytest-asyncio and pytest-xdist."""
+    """A fresh venv outside the repository, installed with the README's command: the wheel with its
+    ``pytest`` extra (pytest and pytest-asyncio), plus pytest-xdist for the parallel run."""
     where = tmp_path_factory.mktemp("downstream-venv")
     venv.create(where, with_pip=True)
     python = where / "bin" / "python"
@@ -61,9 +79,7 @@ def downstream_python(built_wheel: Path, tmp_path_factory: pytest.TempPathFactor
             "install",
             "-q",
             "--disable-pip-version-check",
-            str(built_wheel),
-            "pytest",
-            "pytest-asyncio",
+            f"qstash-sim[pytest] @ {built_wheel.as_uri()}",
             "pytest-xdist",
         ],
         check=True,
@@ -96,5 +112,5 @@ def test_a_project_with_its_own_simulator_package_runs_the_fixture(
         env=env,
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
-    assert "3 passed" in res.stdout
+    assert "5 passed" in res.stdout
     assert sys.prefix not in res.stdout  # nothing ran from this checkout's venv

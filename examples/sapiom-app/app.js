@@ -1,7 +1,8 @@
 // The example from Sapiom's messaging page (processOrder), unchanged except for where it sends requests.
 //
-//   qstash-sim serve --payment x402                 # in another terminal
-//   SAPIOM_BASE_URL=http://127.0.0.1:8080 node app.js
+//   npm ci --prefix examples/sapiom-app                 # once: @sapiom/fetch 0.3.0, from package-lock.json
+//   make serve ARGS='--payment x402'                    # in another terminal
+//   SAPIOM_BASE_URL=http://127.0.0.1:8080 node examples/sapiom-app/app.js
 //
 // SAPIOM_BASE_URL  the Sapiom API the SDK talks to (the simulator's origin, without /v1)
 // QSTASH_BASE      the messaging gateway's origin (default: SAPIOM_BASE_URL, since the simulator serves both;

@@ -32,7 +32,7 @@ __all__ = [
 # The purposes, each its own stream.
 MESSAGE = "msg"  # message ids (publish, enqueue, batch, cron fires, DLQ retries, callbacks)
 SCHEDULE = "scd"  # schedule ids
-KEYS = "keys"  # signing keys, drawn when an account is first seen and on rotation
+KEYS = "keys"  # signing keys: a stream per account (Seed.keyed), drawn when it is first seen and on rotation
 TRANSACTION = "tx"  # Sapiom transaction, payment, cost and fact ids
 NONCE = "nonce"  # x402 payment nonces
 JTI = "jti"  # the jti claim of each Upstash-Signature
@@ -96,6 +96,12 @@ class Seed:
         if ids is None:
             ids = self._ids[purpose] = Ids(self.stream(purpose))
         return ids
+
+    def keyed(self, purpose: str, key: str) -> Ids:
+        """Ids of a stream of their own for ``(purpose, key)``, e.g. one account's signing keys: what it
+        draws depends on the seed and ``key`` only, never on what else was drawn before (a new object,
+        starting afresh, each call)."""
+        return Ids(random.Random(f"{self.value}:{purpose}:{key}"))
 
     def __repr__(self) -> str:
         return f"Seed({self.value})"

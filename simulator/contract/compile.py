@@ -17,7 +17,9 @@ from qstash_sim.contract.operation import DEFAULT_ERROR_SCHEMA, Media, Operation
 from qstash_sim.contract.schema import (
     SPEC_URI,
     CompiledSchema,
+    SchemaValidator,
     deref,
+    ecma_regex,
     fast_parser,
     inline_refs,
     scalar_checker,
@@ -56,7 +58,7 @@ class Compiler:
             except Exception as e:  # noqa: BLE001 - any schema error is a contract error
                 raise ContractError(f"{where}: invalid schema: {getattr(e, 'message', e)}") from None
         fast = scalar_checker(s) if isinstance(s, dict) else None
-        return CompiledSchema(s, Draft202012Validator(s, registry=self.registry), fast)
+        return CompiledSchema(s, SchemaValidator(s, registry=self.registry), fast)
 
     def parameter(self, raw: Mapping[str, Any], where: str) -> Parameter:
         schema_raw = deref(self.spec, raw.get("schema", {}))
@@ -144,7 +146,7 @@ def _first_pattern(node: Any) -> re.Pattern[str] | None:
     """The first ``pattern`` in a (ref-inlined) schema, compiled; None if it has none."""
     if isinstance(node, dict):
         if isinstance(node.get("pattern"), str):
-            return re.compile(node["pattern"])
+            return ecma_regex(node["pattern"])
         for v in node.values():
             found = _first_pattern(v)
             if found is not None:

@@ -197,6 +197,9 @@ class Contract:
                     by_method = [(op, m) for op, m in matches if op.method == method]
                     if by_method and all(op.greedy for op, _ in by_method):
                         fits = True
+                    if not fits:  # a 405's Allow names every method the path takes, the greedy-only ones too
+                        others = {op.method for op, _ in matches if not op.greedy}
+                        allowed.update(op.method for op, _ in matches if op.greedy and op.method not in others)
                     matches = [(op, m) for op, m in matches if op.greedy == fits]
                 for op, m in matches:
                     if op.method == method:

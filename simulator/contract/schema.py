@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.protocols import Validator
 
 from qstash_sim.errors import BadRequest, ContractError
 
@@ -25,8 +27,10 @@ __all__ = [
     "INVALID",
     "SPEC_URI",
     "CompiledSchema",
+    "SchemaValidator",
     "deref",
     "describe",
+    "ecma_regex",
     "error_message",
     "fast_parser",
     "inline_refs",
@@ -68,8 +72,46 @@ SCALAR_KEYWORDS = frozenset(
     }
 )
 _SCALAR_TYPES = frozenset({"string", "integer", "number", "boolean", "null"})
-INT_RE = re.compile(r"[+-]?\d+")
+INT_RE = re.compile(r"[+-]?[0-9]+")  # ASCII digits: int() would also take "٣"
 Checker = Callable[[Any], "str | None"]  # returns why the value is invalid, or None
+
+
+@lru_cache(maxsize=1024)
+def ecma_regex(pattern: str) -> re.Pattern[str]:
+    """A schema's ``pattern`` compiled to mean what JSON Schema means (ECMA 262), not what Python reads.
+
+    Python's ``$`` also matches before a final ``\\n`` (``^[a-z]+$`` would take ``"abc\\n"`` as a queue
+    name) and its ``\\d``/``\\w`` take any script's digits and letters: here ``$`` is the end of the string
+    (``\\Z``) and the classes are ASCII.
+    """
+    out: list[str] = []
+    escaped = in_class = False
+    for ch in pattern:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "$":
+            out.append(r"\Z")
+            continue
+        out.append(ch)
+    return re.compile("".join(out), re.ASCII)
+
+
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and ecma_regex(pattern).search(instance) is None:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# Draft 2020-12, with ``pattern`` read as JSON Schema means it (``ecma_regex``). (The stubs leave ``extend``
+# untyped; it returns a validator class.)
+SchemaValidator: type[Validator] = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator, {"pattern": _ecma_pattern}
+)
 
 
 def pointer(parts: Iterable[Any]) -> str:
@@ -191,7 +233,7 @@ def scalar_checker(schema: Mapping[str, Any]) -> Checker | None:
     xlo, xhi = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
     mn, mx = schema.get("minLength"), schema.get("maxLength")
     pattern = schema.get("pattern")
-    rx = re.compile(pattern) if pattern is not None else None
+    rx = ecma_regex(pattern) if pattern is not None else None
     expected_text = schema.get("x-expected")  # a human phrase for the pattern (never show a raw regex)
 
     def check(v: Any) -> str | None:
@@ -226,7 +268,7 @@ def fast_parser(schema: Mapping[str, Any]) -> Callable[[str], Any] | None:
     if types == ("string",) and "const" not in schema:
         enum = frozenset(schema["enum"]) if "enum" in schema else None
         mn, mx = schema.get("minLength"), schema.get("maxLength")
-        rx = re.compile(schema["pattern"]) if "pattern" in schema else None
+        rx = ecma_regex(schema["pattern"]) if "pattern" in schema else None
 
         def parse_str(raw: str) -> Any:
             if enum is not None and raw not in enum:
@@ -306,7 +348,7 @@ class CompiledSchema:
     """A compiled schema: a fast plain-Python checker when possible, jsonschema otherwise."""
 
     schema: Mapping[str, Any]
-    validator: Draft202012Validator
+    validator: Validator
     fast: Checker | None
 
     def errors(self, value: Any, part: str, *, first: bool = True) -> list[str]:

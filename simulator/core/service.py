@@ -9,6 +9,7 @@ the core never imports one. Every method is synchronous and cheap except the clo
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -17,10 +18,14 @@ from typing import Any, TypeVar
 
 from qstash_sim.base.clock import Clock, RealClock, VirtualClock
 from qstash_sim.base.seed import KEYS, MESSAGE, SCHEDULE, Seed
+from qstash_sim.core.callbacks import after_attempt
 from qstash_sim.core.feature import ChallengeProvider, Feature, Fired, InboundContext
+from qstash_sim.core.filters import Selection
 from qstash_sim.core.tokens import Tokens
+from qstash_sim.core.topics import fire_url_group
 from qstash_sim.domain.account import Account, SigningKeys
 from qstash_sim.domain.commands import DEFAULT_ACCOUNT, Caller, PublishCommand, PublishResult, ScheduleCommand
+from qstash_sim.domain.delivery import DEFAULT_REGION, DeliverySettings, check_region
 from qstash_sim.domain.ledger import SCHEDULE_TRIGGER, LedgerEntry
 from qstash_sim.domain.message import FINAL_STATES, EventState, HistoryEvent, Message
 from qstash_sim.domain.queue import Queue
@@ -49,6 +54,15 @@ MAX_ERRORS = 100  # unexpected errors kept for tests to re-raise (oldest dropped
 F = TypeVar("F", bound=Feature)
 
 
+class Unset(enum.Enum):
+    """The default of an optional argument for which ``None`` means something (no cap)."""
+
+    UNSET = "unset"
+
+
+UNSET = Unset.UNSET
+
+
 class SimulatorCore:
     """A complete, isolated simulator without features: state, engine, ledger, journal.
 
@@ -66,16 +80,23 @@ class SimulatorCore:
         deliver_to: Iterable[str] = (),
         strict: bool = False,
         transport: Transport | None = None,
-        real_timeout_cap_ms: int = 30_000,
+        real_timeout_cap_ms: int | None = None,
         sign_clock: SignClock = "process",
         limits: Limits | None = None,
+        region: str = DEFAULT_REGION,
+        max_timeout_ms: int | None = None,
     ) -> None:
         if isinstance(clock, str):
             if clock not in ("virtual", "real"):
                 raise ValueError(f"clock must be 'virtual' or 'real', got {clock!r}")
             clock = VirtualClock() if clock == "virtual" else RealClock()
         self.clock: Clock = clock
-        self.world = World(clock=clock, seed=Seed(seed), limits=limits if limits is not None else Limits())
+        self.world = World(
+            clock=clock,
+            seed=Seed(seed),
+            limits=limits if limits is not None else Limits(),
+            delivery=DeliverySettings(region=region, max_timeout_ms=max_timeout_ms),
+        )
         self.strict = strict  # unknown Upstash-* headers: 400 instead of a journal warning
         # The account of API calls that carry no credentials (the pytest fixture makes it its api_key's).
         self.anonymous_account = DEFAULT_ACCOUNT
@@ -104,6 +125,7 @@ class SimulatorCore:
         self.engine = Engine(
             self.world, transport, on_schedule_fire=self._fire_schedule, sign_clock=sign_clock, errors=self.errors
         )
+        self.engine.on_attempt = lambda msg, outcome, failed: after_attempt(self, msg, outcome, failed)
 
     # ------------------------------------------------------------------ features
 
@@ -152,10 +174,22 @@ class SimulatorCore:
         """The seed in use (ids and fault draws derive from it)."""
         return self.world.seed.value
 
-    def configure(self, *, deliver_to: Iterable[str] | None = None, strict: bool | None = None) -> None:
-        """Change which hosts are delivered for real (``--deliver-to`` patterns) or strictness, at run time."""
+    def configure(
+        self,
+        *,
+        deliver_to: Iterable[str] | None = None,
+        strict: bool | None = None,
+        region: str | None = None,
+        max_timeout_ms: int | None | Unset = UNSET,
+    ) -> None:
+        """Change at run time which hosts are delivered for real (``--deliver-to`` patterns), strictness, the
+        ``Upstash-Region`` deliveries carry, or the cap on every attempt's timeout (``None``: no cap)."""
         if strict is not None:
             self.strict = strict
+        if region is not None:
+            self.world.delivery.region = check_region(region)
+        if not isinstance(max_timeout_ms, Unset):
+            self.world.delivery = DeliverySettings(self.world.delivery.region, max_timeout_ms)
         if deliver_to is not None:
             if not isinstance(self.transport, RoutingTransport):
                 raise TypeError("deliver_to needs the default routing transport")
@@ -210,7 +244,9 @@ class SimulatorCore:
     def rotate_signing_keys(self, account: str) -> SigningKeys:
         """Roll an account's keys: ``next`` becomes ``current``, a new ``next`` is drawn."""
         acc = self.account(account)
-        acc.signing_keys = rotate(acc.signing_keys, self.world.new_id(KEYS, "sig", 28))
+        acc.key_rotations += 1
+        fresh = self.world.seed.keyed(KEYS, f"rotation:{acc.key_rotations}:{account}").new("sig", 28)
+        acc.signing_keys = rotate(acc.signing_keys, fresh)
         return acc.signing_keys
 
     def charge(self, caller: Caller, operation: str, quantity: int, unit_price: Decimal) -> LedgerEntry | None:
@@ -286,6 +322,12 @@ class SimulatorCore:
             not_before_ms=not_before,
             queue_name=cmd.queue,
             labels=list(s.labels),
+            topic_name=cmd.topic_name,
+            endpoint_name=cmd.endpoint_name,
+            callback=s.callback,
+            failure_callback=s.failure_callback,
+            flow_control=s.flow_control,
+            redact=s.redact,
         )
 
     def _register(self, acc: Account, msg: Message) -> None:
@@ -386,7 +428,13 @@ class SimulatorCore:
             created_ms=old.created_ms if old else now,
             queue_name=cmd.queue,
             labels=list(s.labels),
+            caller_ip=caller.caller_ip,
             generation=old.generation if old else 0,  # the engine bumps it: older fire events go stale
+            url_group=cmd.url_group,
+            callback=s.callback,
+            failure_callback=s.failure_callback,
+            flow_control=s.flow_control,
+            redact=s.redact,
         )
         acc.schedules[sched.schedule_id] = sched
         self.engine.schedule_changed(sched)
@@ -421,10 +469,12 @@ class SimulatorCore:
         s.is_paused = False
         return s
 
-    def _fire_schedule(self, sched: Schedule, fire_ms: int) -> Message | None:
+    def _fire_schedule(self, sched: Schedule, fire_ms: int) -> Message | list[Message] | None:
         acc = self.world.accounts.find(sched.account)
         if acc is None or acc.schedules.get(sched.schedule_id) is not sched:
             return None
+        if sched.url_group:  # one message per endpoint of the group (native QStash)
+            return fire_url_group(self, acc, sched, fire_ms)
         now = self.world.now
         msg = Message(
             message_id=self.world.new_id(MESSAGE, "msg"),
@@ -442,6 +492,11 @@ class SimulatorCore:
             queue_name=sched.queue_name,
             schedule_id=sched.schedule_id,
             labels=list(sched.labels),
+            caller_ip=sched.caller_ip,
+            callback=sched.callback,
+            failure_callback=sched.failure_callback,
+            flow_control=sched.flow_control,
+            redact=sched.redact,
         )
         price = self.prices.get(SCHEDULE_TRIGGER)
         if price is not None:
@@ -477,3 +532,46 @@ class SimulatorCore:
     def accounts(self) -> Iterator[Account]:
         """Every account seen so far, in order of first use."""
         return iter(self.world.accounts)
+
+    # ------------------------------------------------------------------ native QStash (/v2) additions
+
+    def upsert_queue(self, caller: Caller, name: str, *, parallelism: int | None, paused: bool | None) -> Queue:
+        """Create queue ``name`` or change it: ``None`` keeps a value (a new queue: parallelism 1, not paused).
+
+        Raising the parallelism or un-pausing starts waiting messages at once; at most ``parallelism`` of
+        its messages are in flight (retries included) at any time.
+        """
+        if parallelism is not None and parallelism < 1:
+            raise BadRequest(f"body /parallelism: expected an integer >= 1, got {parallelism}")
+        q = self.ensure_queue(caller, name)
+        now = self.world.now
+        if parallelism is not None and parallelism != q.parallelism:
+            q.parallelism = parallelism
+            q.updated_ms = now
+            self.engine.queue_resumed(caller.account, name)  # starts what the new slots allow (if not paused)
+        if paused is True:
+            self.pause_queue(caller, name)
+        elif paused is False:
+            self.resume_queue(caller, name)
+        return q
+
+    def pending_message(self, caller: Caller, message_id: str) -> Message:
+        """A message of the caller's account that is not final yet (QStash forgets the others), or 404."""
+        msg = self.account(caller.account).messages.get(message_id)
+        if msg is None or msg.state in FINAL_STATES:
+            raise NotFound(f"message {message_id} not found")
+        return msg
+
+    def cancel_messages(self, caller: Caller, selection: Selection) -> int:
+        """Cancel every selected message that is not final yet; returns how many (unknown ids are skipped)."""
+        acc = self.account(caller.account)
+        if selection.ids is not None:
+            chosen = [acc.messages[i] for i in selection.ids if i in acc.messages]
+        else:
+            f = selection.filter
+            chosen = [m for m in acc.messages.values() if f.message(m) and f.time(m.created_ms)]
+        cancelled = 0
+        for msg in chosen:
+            if msg.state not in FINAL_STATES and self.engine.cancel(msg):
+                cancelled += 1
+        return cancelled

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from qstash_sim.domain.message import DlqEntry, Message
     from qstash_sim.domain.queue import Queue
     from qstash_sim.domain.schedule import Schedule
+    from qstash_sim.domain.topic import UrlGroup
 
 
 @dataclass(slots=True)
@@ -30,9 +31,11 @@ class Account:
 
     name: str
     signing_keys: SigningKeys
+    key_rotations: int = 0  # how many times its keys were rotated (each rotation draws from its own stream)
     messages: dict[str, Message] = field(default_factory=dict)
     queues: dict[str, Queue] = field(default_factory=dict)
     schedules: dict[str, Schedule] = field(default_factory=dict)
+    url_groups: dict[str, UrlGroup] = field(default_factory=dict)  # QStash's topics, oldest first
     dlq: OrderedDict[str, DlqEntry] = field(default_factory=OrderedDict)
     # dedup id -> (message id, expires ms), in insertion order (expired ones are pruned from the front)
     dedup: OrderedDict[str, tuple[str, int]] = field(default_factory=OrderedDict)

@@ -29,7 +29,10 @@ __all__ = [
 DEFAULT_ACCOUNT = "default"
 DEFAULT_RETRIES = 3
 MAX_RETRIES = 5
-DEFAULT_TIMEOUT_MS = 30_000
+# A message without Upstash-Timeout waits as long as the plan allows: QStash's "Max HTTP Response Duration"
+# is 15 min on the free plan and 2 h on pay-as-you-go (pricing page), the plan the official dev server
+# simulates by default (`qstash dev -quota payg`). Upstash-Timeout only shortens it.
+DEFAULT_TIMEOUT_MS = 2 * 60 * 60 * 1000
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -109,6 +112,8 @@ class PublishCommand:
     settings: MessageSettings
     body: bytes = b""
     queue: str | None = None
+    topic_name: str | None = None  # a URL group's endpoint: the group (delivered as Upstash-Topic-Name)
+    endpoint_name: str | None = None
 
 
 @dataclass(slots=True)
@@ -120,6 +125,7 @@ class ScheduleCommand:
     body: bytes = b""
     schedule_id: str | None = None
     queue: str | None = None
+    url_group: bool = False  # ``settings.url`` is a URL group's name: each fire goes to its endpoints
 
 
 @dataclass(slots=True)

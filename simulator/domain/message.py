@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qstash_sim.domain.commands import CallbackSettings
+    from qstash_sim.domain.flow import FlowControl
 
 
 class MessageState(enum.Enum):
@@ -75,6 +80,13 @@ class Message:
     next_delivery_ms: int | None = None
     history: list[HistoryEvent] = field(default_factory=list)
     dlq_id: str | None = None
+    # Native QStash (/v2) settings the Sapiom gateway drops: kept for reads (GET message, logs, DLQ).
+    topic_name: str | None = None  # the URL group it was published to (one message per endpoint)
+    endpoint_name: str | None = None  # that endpoint's name, when it has one
+    callback: CallbackSettings | None = None
+    failure_callback: CallbackSettings | None = None
+    flow_control: FlowControl | None = None
+    redact: str | None = None  # Upstash-Redact-Fields, as given: stored and returned values are redacted
 
 
 @dataclass(slots=True)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from qstash_sim.base.seed import FAULTS, KEYS, Seed
 from qstash_sim.domain.account import Account, SigningKeys
+from qstash_sim.domain.delivery import DeliverySettings
 from qstash_sim.domain.journal import Journal, Retained
 from qstash_sim.domain.ledger import Ledger
 from qstash_sim.domain.message import FINAL_STATES, Delivery, Message
@@ -84,8 +85,8 @@ class Evictions:
 
 
 def _busy(acc: Account) -> bool:
-    """Whether ``acc`` still has work: a pending message, a schedule, a paused or non-empty queue."""
-    if acc.schedules:
+    """Whether ``acc`` still has work: a pending message, a schedule, a URL group, a paused or non-empty queue."""
+    if acc.schedules or acc.url_groups:
         return True
     if any(q.paused or q.waiting or q.active for q in acc.queues.values()):
         return True
@@ -120,16 +121,25 @@ class AccountStore:
         """The account called ``name``, created if new (dropping the oldest idle one past the cap)."""
         acc = self._accounts.get(name)
         if acc is None:
-            keys = self.preset_keys.get(name)
-            if keys is None:
-                ids = self._seed.ids(KEYS)
-                keys = SigningKeys(current=ids.new("sig", 28), next=ids.new("sig", 28))
-            acc = self._accounts[name] = Account(name=name, signing_keys=keys)
+            acc = self._accounts[name] = Account(name=name, signing_keys=self.keys_of(name))
             self._order.append(name)
             cap = self.limits.accounts
             if cap is not None and len(self._accounts) > cap:
                 self.enforce(keep=name)
         return acc
+
+    def keys_of(self, name: str) -> SigningKeys:
+        """The keys of account ``name``: its own if it exists, else those it will be created with (a
+        preset, else drawn from its own stream: they depend on the seed and the name only, not on which
+        accounts came before). Never creates the account."""
+        acc = self._accounts.get(name)
+        if acc is not None:
+            return acc.signing_keys
+        preset = self.preset_keys.get(name)
+        if preset is not None:  # a copy: rotation changes an account's keys in place, the preset must stay
+            return SigningKeys(preset.current, preset.next)
+        ids = self._seed.keyed(KEYS, f"new:{name}")
+        return SigningKeys(current=ids.new("sig", 28), next=ids.new("sig", 28))
 
     def enforce(self, keep: str | None = None) -> None:
         """Drop the oldest idle accounts while over the cap (never ``keep``, never a busy one).
@@ -189,6 +199,8 @@ class World:
     accounts: AccountStore = field(init=False)
     inbox: Inbox = field(default_factory=Inbox)
     limits: Limits = field(default_factory=Limits)
+    # How deliveries go out (region header, timeout cap): configuration, kept across reset().
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
     evicted: Evictions = field(init=False, default_factory=Evictions)
     _finals: deque[Message] = field(init=False, repr=False, default_factory=deque)  # final messages, oldest first
 

@@ -64,7 +64,10 @@ class AttemptRules:
     # ----------------------------------------------------------------------------------------------
 
     def start(self, msg: Message, now: int, sign_now: int) -> Prepared:
-        """Record ACTIVE and build the request; ``sign_now`` is the time put into the signature."""
+        """Record ACTIVE and build the request; ``sign_now`` is the time put into the signature.
+
+        The attempt waits for its answer at most the message's timeout (``Upstash-Timeout``), capped by
+        ``world.delivery.max_timeout_ms`` when set."""
         msg.history.append(HistoryEvent(now, EventState.ACTIVE, retried=msg.retried))
         headers = self.headers(msg, sign_now)
         request = OutboundRequest(url=msg.url, method=msg.method, headers=headers, body=msg.body)
@@ -80,7 +83,7 @@ class AttemptRules:
             retried=msg.retried,
             virtual=True,
         )
-        return Prepared(msg, request, msg.timeout_ms, delivery)
+        return Prepared(msg, request, self.world.delivery.timeout_ms(msg.timeout_ms), delivery)
 
     def headers(self, msg: Message, sign_now: int) -> dict[str, str]:
         """Forwarded headers, then ours (which win over a forwarded header of the same name, any case)."""
@@ -91,6 +94,10 @@ class AttemptRules:
         ours["Upstash-Retried"] = str(msg.retried)
         if msg.schedule_id:
             ours["Upstash-Schedule-Id"] = msg.schedule_id
+        if msg.topic_name:
+            ours["Upstash-Topic-Name"] = msg.topic_name  # a URL group's message (one per endpoint)
+        ours["Upstash-Caller-Ip"] = msg.caller_ip  # the publisher's address (a schedule's: its creator's)
+        ours["Upstash-Region"] = self.world.delivery.region
         ours["User-Agent"] = "Upstash-QStash"
         key = self.world.accounts.get(msg.account).signing_keys.current
         jti = f"jwt_{self.world.seed.stream(JTI).getrandbits(96):024x}"

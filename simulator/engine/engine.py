@@ -62,8 +62,8 @@ class Engine(Scheduler):
 
     The core stores a message (with a CREATED history event) in ``world.accounts.get(msg.account)
     .messages`` and calls :meth:`submit`; on each cron fire the engine calls
-    ``on_schedule_fire(schedule, fire_ms)``, which builds, stores, charges and journals the message (or
-    returns ``None``); the engine then submits it.
+    ``on_schedule_fire(schedule, fire_ms)``, which builds, stores, charges and journals the message (a list
+    of them for a URL group, or ``None``); the engine then submits them.
 
     ``sign_clock`` is what time goes into signatures (``iat``/``nbf``/``exp``): ``"process"`` (the default)
     signs a delivery over a real socket with the process's wall clock, ``time.time()``, which freezegun
@@ -80,7 +80,7 @@ class Engine(Scheduler):
         world: World,
         transport: Transport,
         *,
-        on_schedule_fire: Callable[[Schedule, int], Message | None],
+        on_schedule_fire: Callable[[Schedule, int], Message | list[Message] | None],
         sign_clock: SignClock = "process",
         errors: MutableSequence[BaseException] | None = None,
     ) -> None:
@@ -96,6 +96,8 @@ class Engine(Scheduler):
         self._parked: dict[tuple[str, str], list[Message]] = {}  # (account, queue) -> retries held by pause
         self._crons = CronFires()
         self._rules = AttemptRules(world)
+        # Told after every attempt's outcome is applied: (message, outcome, failed for good).
+        self.on_attempt: Callable[[Message, Outcome, bool], None] | None = None
 
     # ----------------------------------------------------------------------------------------------
     # what the core calls
@@ -327,6 +329,11 @@ class Engine(Scheduler):
             self._arm(msg, msg.next_delivery_ms)
         elif verdict is not Verdict.CANCELLED:  # a cancel already freed everything
             self._finalize(self.world.accounts.get(msg.account), msg)
+        if self.on_attempt is not None and verdict is not Verdict.CANCELLED:
+            try:  # the core's callbacks (Upstash-Callback after each attempt, the failure callback once)
+                self.on_attempt(msg, outcome, verdict is Verdict.FAILED)
+            except Exception as exc:  # a bug there must not undo what the attempt did
+                self._caught(f"the callbacks of {msg.message_id}", exc)
 
     def _finalize(self, acct: Account, msg: Message) -> None:
         """A message reached a final state: free its queue slot, update its schedule's states, and keep the
@@ -360,12 +367,14 @@ class Engine(Scheduler):
         assert sch is not None
         fire_ms = self.now
         if not sch.is_paused:
-            msg = self.on_schedule_fire(sch, fire_ms)
+            fired = self.on_schedule_fire(sch, fire_ms)
             sch.last_schedule_time = fire_ms
-            if msg is not None:
+            if fired is not None:
+                msgs = fired if isinstance(fired, list) else [fired]  # a URL group's: one per endpoint
                 # Only the latest fire's messages are tracked, so the map stays small over 43,200 fires.
-                sch.last_schedule_states = {msg.message_id: "IN_PROGRESS"}
-                self.submit(msg)
+                sch.last_schedule_states = {m.message_id: "IN_PROGRESS" for m in msgs}
+                for m in msgs:
+                    self.submit(m)
         else:
             log.debug("schedule %s paused: fire at %d skipped", sch.schedule_id, fire_ms)
         # on_schedule_fire may have replaced or deleted the schedule: then it plans its own future.

@@ -1,8 +1,11 @@
 """``Upstash-Signature``: the HS256 JWT QStash puts on every request it sends (pure stdlib).
 
 Header ``{"alg":"HS256","typ":"JWT"}``; claims ``iss="Upstash"``, ``sub`` = the exact URL called,
-``iat`` = ``nbf`` = now (s), ``exp`` = now + 300, ``jti``, ``body`` = base64url(SHA-256(body)) with ``=``
+``iat`` = now (s), ``nbf`` = 0, ``exp`` = now + 300, ``jti``, ``body`` = base64url(SHA-256(body)) with ``=``
 padding. The HMAC key is the signing key string's UTF-8 bytes (the whole ``sig_...`` string).
+
+``nbf`` is 0, as QStash has signed since 2024-09: a receiver whose clock runs behind the signer's still
+accepts the token (only ``exp`` bounds it). Both official Receivers require the claim, and 0 satisfies them.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from typing import Any
 
 from qstash_sim.domain.account import SigningKeys
 
-__all__ = ["TOKEN_LIFETIME_S", "Verification", "body_hash", "rotate", "sign", "verify"]
+__all__ = ["NOT_BEFORE", "TOKEN_LIFETIME_S", "Verification", "body_hash", "rotate", "sign", "verify"]
 
 TOKEN_LIFETIME_S = 300
+NOT_BEFORE = 0  # the ``nbf`` claim QStash signs (since 2024-09): valid from the epoch on
 _HEADER_B64 = base64.urlsafe_b64encode(
     json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode()
 ).rstrip(b"=")
@@ -43,7 +47,7 @@ def sign(keys_current: str, url: str, body: bytes, now_ms: int, jti: str) -> str
         "iss": "Upstash",
         "sub": url,
         "exp": now_s + TOKEN_LIFETIME_S,
-        "nbf": now_s,
+        "nbf": NOT_BEFORE,
         "iat": now_s,
         "jti": jti,
         "body": body_hash(body),

@@ -11,7 +11,9 @@ Documented choices:
 * Redirects are never followed: QStash does not document following them, so a 3xx is a failed attempt.
 * At most :data:`MAX_RESPONSE_BODY` bytes of a response body are kept; the rest is discarded (the
   connection is closed rather than drained).
-* A real socket waits at most ``min(message timeout, real_timeout_cap_ms)`` (default cap 30 s).
+* A real socket waits for the attempt's timeout (the message's ``Upstash-Timeout``, default the plan
+  maximum; capped by ``--max-timeout`` upstream), and at most ``timeout_cap_ms`` when one is set (none by
+  default).
 * A virtual answer may take virtual time (``Outcome.duration_ms``); one longer than the message timeout
   becomes ``timeout after <timeout>ms`` at the timeout instant.
 """
@@ -46,7 +48,7 @@ __all__ = [
 ]
 
 MAX_RESPONSE_BODY = 1024 * 1024  # 1 MiB of a destination's answer is kept (DLQ/callbacks show it)
-DEFAULT_REAL_TIMEOUT_CAP_MS = 30_000
+DEFAULT_REAL_TIMEOUT_CAP_MS: int | None = None  # no cap of its own: the attempt's timeout decides
 
 
 @dataclass(slots=True, frozen=True)
@@ -188,7 +190,7 @@ class RealTransport:
         *,
         max_body: int = MAX_RESPONSE_BODY,
         pool_size: int = 100,
-        timeout_cap_ms: int = DEFAULT_REAL_TIMEOUT_CAP_MS,
+        timeout_cap_ms: int | None = DEFAULT_REAL_TIMEOUT_CAP_MS,
     ) -> None:
         self.timeout_cap_ms = timeout_cap_ms
         self._session: aiohttp.ClientSession | None = None
@@ -206,12 +208,13 @@ class RealTransport:
         return self._session
 
     async def send(self, req: OutboundRequest, timeout_ms: int) -> Outcome:
-        """Send ``req`` over a real socket, waiting at most ``min(timeout_ms, timeout_cap_ms)``.
+        """Send ``req`` over a real socket, waiting at most ``timeout_ms`` (and ``timeout_cap_ms`` if set).
 
         Network trouble becomes ``Outcome(error=...)``: ``connection refused``, ``timeout after 30000ms``,
         ``connection reset``...
         """
-        timeout_ms = min(timeout_ms, self.timeout_cap_ms)
+        if self.timeout_cap_ms is not None:
+            timeout_ms = min(timeout_ms, self.timeout_cap_ms)
         session = self._get_session()
         start = real_monotonic_ms()
         # aiohttp adds Accept, Accept-Encoding, User-Agent and (for bytes) a default Content-Type:

@@ -7,11 +7,12 @@ checks a schema cannot (durations, retry-delay expressions, destinations) and is
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from qstash_sim.base.durations import parse_duration
 from qstash_sim.domain.commands import (
@@ -64,18 +65,23 @@ _SCHEME_ERROR = "invalid destination url: endpoint has invalid scheme, add http:
 _SCHEME_RE = re.compile(r"^https?://", re.IGNORECASE)
 
 
-_TRAVERSAL_RE = re.compile(r"%2e%2e|%2e\.|\.%2e|%5c|\\", re.IGNORECASE)
+# What the destination grammar of openapi.yaml (components.schemas.Destination) refuses anywhere: "..",
+# "%2e", "%5c", "\\" and a "." segment (path traversal and dot-segment tricks).
+_TRAVERSAL_RE = re.compile(r"\.\.|%2e|%5c|\\|/\.(?:[/?#]|\Z)", re.IGNORECASE)
+_NOT_URL_CHAR_RE = re.compile(r"[^!-~]")  # a control character, a space, or anything not ASCII
+_STRAY_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_AUTHORITY_END_RE = re.compile(r"[/?#]")
+_HOST_RE = re.compile(r"[A-Za-z0-9_~-]+(?:\.[A-Za-z0-9_~-]+)*\.?")  # a name (maybe "name.") or an IPv4 address
+_IPV6_CHARS_RE = re.compile(r"[0-9A-Fa-f:.]+")  # no zone id
+_PORT_RE = re.compile(r"[0-9]{1,5}")
 
 
 MAX_BATCH_ITEMS = 1000
 MAX_HEADER_VALUE = 8190  # the server's limit on one header line (--max-header-size's default)
-_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")  # fullmatch: "$" would let a final "\n" in
 
 
-_CONTROL_RE = re.compile(r"[\x00-\x20\x7f]")
-
-
-_TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 header field name
+_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 header field name (fullmatch)
 
 
 def parse_destination(raw: str, where: str = "path destination") -> str:
@@ -84,37 +90,83 @@ def parse_destination(raw: str, where: str = "path destination") -> str:
     ``parse_destination("https://example.com/a?b=1")`` -> ``"https://example.com/a?b=1"``;
     ``parse_destination("https%3A%2F%2Fexample.com%2Fa")`` -> ``"https://example.com/a"``;
     ``parse_destination("example.com")`` raises ``BadRequest`` (the QStash scheme message).
+
+    Exactly what ``components.schemas.Destination`` of openapi.yaml admits (``tests/http/test_destination.py``
+    holds the two together): a raw ``http(s)://`` URL of printable ASCII, or any string that is not one and
+    decodes once to one (each character raw or ``%XX``, any case: ``HTTps%3A%2f%2Fexample.com/a``). The
+    host is a name, an IPv4 address or an ``[IPv6]`` address (no ``user@``), the port 0-65535, every ``%``
+    starts an escape, and ``..``, ``%2e``, ``%5c``, ``\\`` or a ``.`` segment appear nowhere, before or
+    after decoding.
     """
     dest = raw
     if not _SCHEME_RE.match(dest):
         decoded = unquote(dest)
-        if _SCHEME_RE.match(decoded):
-            dest = decoded
-        else:
+        if not _SCHEME_RE.match(decoded):
             raise BadRequest(_SCHEME_ERROR)
-    if _CONTROL_RE.search(dest):
-        raise BadRequest(f"{where}: invalid destination url: control characters or spaces are not allowed")
-    try:
-        parts = urlsplit(dest)
-    except ValueError as exc:  # e.g. "[...]" that is not an IPv6 address
-        raise BadRequest(f"{where}: invalid destination url: {exc}") from None
-    if not parts.hostname:
-        raise BadRequest(f"{where}: invalid destination url: missing host in {dest!r}")
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise BadRequest(f"{where}: invalid destination url: bad port in {dest!r}") from None
-    path = parts.path
-    if _TRAVERSAL_RE.search(dest) or any(seg in ("..", ".") for seg in path.split("/")[1:]):
-        raise BadRequest(f"{where}: invalid destination url: path traversal is not allowed ({dest!r})")
-    if re.search(r"%2f", path, re.IGNORECASE) and ".." in unquote(path):
-        raise BadRequest(f"{where}: invalid destination url: path traversal is not allowed ({dest!r})")
+        _check_url_text(dest, where)
+        dest = decoded
+    _check_url_text(dest, where)
+    after = dest[dest.index("//") + 2 :]
+    end = _AUTHORITY_END_RE.search(after)
+    authority = after if end is None else after[: end.start()]
+    if "@" in authority:
+        raise BadRequest(
+            f"{where}: invalid destination url: credentials in the URL (user@host) are not allowed; "
+            "send them with Upstash-Forward-Authorization"
+        )
+    port: str | None
+    if authority.startswith("["):
+        close = authority.find("]")
+        address = authority[1:close] if close > 0 else ""
+        if not _IPV6_CHARS_RE.fullmatch(address) or not _is_ipv6(address):
+            raise BadRequest(f"{where}: invalid destination url: invalid [IPv6] address in {dest!r}")
+        tail = authority[close + 1 :]
+        if tail and not tail.startswith(":"):
+            raise BadRequest(f"{where}: invalid destination url: bad port in {dest!r}, expected 0 to 65535")
+        port = tail[1:] if tail else None
+    else:
+        host, colon, after_colon = authority.partition(":")
+        if not host:
+            raise BadRequest(f"{where}: invalid destination url: missing host in {dest!r}")
+        if not _HOST_RE.fullmatch(host):
+            raise BadRequest(
+                f"{where}: invalid destination url: invalid host {host!r}, expected a host name, an IPv4 "
+                "address or an [IPv6] address"
+            )
+        port = after_colon if colon else None
+    if port is not None and (not _PORT_RE.fullmatch(port) or int(port) > 65535):
+        raise BadRequest(f"{where}: invalid destination url: bad port in {dest!r}, expected 0 to 65535")
     return dest
+
+
+def _check_url_text(text: str, where: str) -> None:
+    """The characters of a destination (raw, or before and after decoding): printable ASCII, ``%`` only in
+    an escape, no traversal."""
+    bad = _NOT_URL_CHAR_RE.search(text)
+    if bad is not None:
+        if bad.group() <= " " or bad.group() == "\x7f":
+            raise BadRequest(f"{where}: invalid destination url: control characters or spaces are not allowed")
+        raise BadRequest(
+            f"{where}: invalid destination url: only ASCII characters are allowed; percent-encode the others "
+            "as UTF-8 (e.g. %C3%A9 for \u00e9, RFC 3986)"
+        )
+    if _STRAY_PERCENT_RE.search(text):
+        raise BadRequest(f"{where}: invalid destination url: '%' must start a percent-escape such as %20 in {text!r}")
+    if _TRAVERSAL_RE.search(text):
+        raise BadRequest(f"{where}: invalid destination url: path traversal is not allowed ({text!r})")
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def check_name(value: str, where: str) -> str:
     """A queue or schedule name: ``[A-Za-z0-9._-]``, 1-128 characters."""
-    if not value or len(value) > 128 or not _NAME_RE.match(value):
+    if not value or len(value) > 128 or not _NAME_RE.fullmatch(value):
         raise BadRequest(f"{where}: must match ^[A-Za-z0-9._-]+$ (1-128 characters), got {value!r}")
     if value in (".", ".."):
         # clients normalise /queues/.. away: such a queue could never be addressed again
@@ -224,7 +276,7 @@ class _Reader:
         # Every other Upstash-* header (cron, schedule id, telemetry, ...) is not a message setting.
 
     def forwarded(self, into: dict[str, str], fwd: str, value: str, loc: str) -> None:
-        if not fwd or not _TOKEN_RE.match(fwd):
+        if not fwd or not _TOKEN_RE.fullmatch(fwd):
             raise BadRequest(f"{loc}: {fwd!r} is not a valid header name")
         _check_header_value(loc, value)
         if fwd.lower() in FRAMING_HEADERS:

@@ -105,3 +105,18 @@ def test_the_seed_of_a_simulator_is_an_int_and_reset_can_change_it() -> None:
     assert sim.seed == 8
     sim.reset()
     assert sim.seed == 8, "a reset without a seed keeps the current one"
+
+
+def test_an_accounts_keys_depend_on_the_seed_and_its_name_only() -> None:
+    """Keys come from a stream per account: creating other accounts first (or reading keys in another
+    order) never changes them; a rotation is deterministic too, and differs per account."""
+    from qstash_sim.core.service import SimulatorCore
+
+    one, two = SimulatorCore(seed=5), SimulatorCore(seed=5)
+    for name in ("x", "y", "z"):
+        two.world.accounts.get(name)
+    assert one.world.accounts.get("default").signing_keys == two.world.accounts.get("default").signing_keys
+    assert one.rotate_signing_keys("default") == two.rotate_signing_keys("default")
+    other_seed = SimulatorCore(seed=6).world.accounts.get("default").signing_keys
+    assert other_seed != one.world.accounts.get("default").signing_keys
+    assert one.world.accounts.get("x").signing_keys != one.world.accounts.get("y").signing_keys

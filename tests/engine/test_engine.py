@@ -165,10 +165,13 @@ async def test_plain_publish_is_delivered_now_with_headers(h: Harness) -> None:
         "Content-Type",
         "Upstash-Message-Id",
         "Upstash-Retried",
+        "Upstash-Caller-Ip",
+        "Upstash-Region",
         "User-Agent",
         "Upstash-Signature",
     }
     assert d.headers["User-Agent"] == "Upstash-QStash"
+    assert (d.headers["Upstash-Caller-Ip"], d.headers["Upstash-Region"]) == (msg.caller_ip, "EU-CENTRAL-1")
     assert d.headers["Upstash-Retried"] == "0"
     assert d.headers["Upstash-Message-Id"] == msg.message_id
     (j,) = h.world.journal.of_kind("attempt")

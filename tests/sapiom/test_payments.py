@@ -804,3 +804,30 @@ def test_create_validates_known_fields() -> None:
         store.create("acct", {"metadata": []}, NOW)
     tx = store.create("acct", {"serviceName": "Messaging Publish", "x-future-field": 1}, NOW)
     assert tx.service_name == "Messaging Publish"
+
+
+def test_an_authorized_transaction_pays_for_one_gateway_call_only() -> None:
+    """L5: in transaction mode one authorized transaction pays for one billed call (the SDK creates one per
+    request), so a leaked or replayed transaction id cannot publish for free forever."""
+    store, gate, _ = make(mode=PaymentMode.TRANSACTION)
+    tx = create(store)
+    ok = gate.check({TX: tx.id}, operation="publishMessage", resource_url=URL, now_ms=NOW)
+    ok.commit(NOW)
+    err = first_402(gate, tx.id)
+    assert err.body["error"] == "transaction_already_used"
+    assert (
+        "must name an authorized transaction not used yet" in err.message and "already paid for a call" in err.message
+    )
+
+
+def test_an_x402_v1_payment_pays_only_for_the_request_it_was_minted_for() -> None:
+    """L5: x402 v1 carries no resource in the payment itself; the simulator binds the payment to the request
+    it was minted for, so paying for /publish/<a> does not pay for /publish/<b>."""
+    store, gate, _ = make()
+    tx = create(store)
+    headers = paid(store, gate, tx.id)
+    other = f"{SIM}/v1/qstash/publish/http://127.0.0.1:9999/OTHER"
+    with pytest.raises(PaymentRejected) as info:
+        gate.check(headers, operation="publishMessage", resource_url=other, now_ms=NOW)
+    assert "the payment was minted for" in info.value.message and "OTHER" in info.value.message
+    assert gate.check(headers, operation="publishMessage", resource_url=URL, now_ms=NOW).transaction is tx

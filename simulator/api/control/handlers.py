@@ -260,3 +260,25 @@ async def rotate_signing_keys(ctx: Ctx) -> Reply:
     name = _account(ctx)
     ctx.sim.rotate_signing_keys(name)
     return _keys(ctx, name)
+
+
+async def accounts(ctx: Ctx) -> Reply:
+    """GET /_sim/accounts[?limit=]: the newest ``limit`` accounts with their signing keys and what they hold."""
+    accs, cut = _newest(list(ctx.sim.world.accounts), int(ctx.query.get("limit") or PAGE_LIMIT))
+    return Reply(
+        {
+            "accounts": [
+                {
+                    "name": a.name,
+                    "current": a.signing_keys.current,
+                    "next": a.signing_keys.next,
+                    "messages": len(a.messages),
+                    "queues": len(a.queues),
+                    "schedules": len(a.schedules),
+                    "dlq": len(a.dlq),
+                }
+                for a in accs
+            ],
+            "truncated": cut,
+        }
+    )

@@ -17,6 +17,7 @@ HANDLERS: dict[str, Handler] = {
     "simClockAdvance": h.clock_advance,
     "simSettle": h.settle,
     "simSigningKeys": h.signing_keys,
+    "simAccounts": h.accounts,
     "simRotateSigningKeys": h.rotate_signing_keys,
     "simListScenarios": scenarios.list_scenarios,
     "simLoadScenario": scenarios.load_scenario,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qstash_sim.api.sapiom_v1.auth import api_key
+from qstash_sim.api.sapiom_v1.auth import account_of, api_key
 from qstash_sim.api.sapiom_wire import (
     complete_to_json,
     cost_to_json,
@@ -32,9 +32,10 @@ def _account(ctx: Ctx) -> str:
         raise Unauthorized("missing API key: send x-api-key: <key> (or Authorization: Bearer <key>)")
     if not ctx.sim.sapiom.key_allowed(key):
         raise Unauthorized("invalid API key: not one of the keys this simulator accepts (--api-key)")
-    ctx.caller.account = key
-    ctx.entry.account = key
-    return key
+    account = account_of(key, ctx.sim)  # the key itself, unless tokens are configured (--token)
+    ctx.caller.account = account
+    ctx.entry.account = account
+    return account
 
 
 def _tx_reply(ctx: Ctx, tx: Transaction) -> Reply:
