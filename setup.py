@@ -14,6 +14,7 @@ An editable install maps the folders the same way and reads the two data locatio
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -41,6 +42,12 @@ class BuildWithData(build_py):
             return  # an editable install reads them from the checkout
         target = Path(self.build_lib) / "qstash_sim"
         shutil.copyfile(ROOT / "openapi.yaml", target / "openapi.yaml")
+        # The contract's compiled form, read at start instead of parsing the YAML (qstash_sim.contract.load).
+        spec = importlib.util.spec_from_file_location("_compiled", ROOT / "simulator" / "contract" / "compiled.py")
+        assert spec is not None and spec.loader is not None
+        compiled = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(compiled)
+        (target / "openapi.json").write_bytes(compiled.compiled_form((ROOT / "openapi.yaml").read_bytes()))
         library = target / "scenarios" / "library"
         library.mkdir(parents=True, exist_ok=True)
         for source in sorted((ROOT / "scenarios").glob("*.yaml")):

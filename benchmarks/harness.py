@@ -209,6 +209,11 @@ def sim_argv(port: int) -> list[str]:
     ]
 
 
+def dev_argv(port: int) -> list[str]:
+    """``python -m qstash_sim dev`` on ``port`` (the drop-in for ``qstash dev``), quiet logs."""
+    return [sys.executable, "-m", "qstash_sim", "dev", "--port", str(port), "--log-level", "warning"]
+
+
 def bare_argv(port: int) -> list[str]:
     """The bare aiohttp ceiling on ``port``."""
     return [sys.executable, "-m", "benchmarks.bare", "--port", str(port)]
@@ -241,32 +246,35 @@ wrk.headers["Upstash-Retries"] = "3"
 wrk.headers["Upstash-Delay"] = "10s"
 """
 PUBLISH_PATH = "/v1/qstash/publish/https%3A%2F%2Fexample.com%2Fhook"
+# The same publish on the native surface: the same body and headers, the token as QStash's SDKs send it.
+PUBLISH_PATHS = {"v1": PUBLISH_PATH, "v2": "/v2/publish/https%3A%2F%2Fexample.com%2Fhook"}
+_SURFACE_LUA = {"v1": "", "v2": 'wrk.headers["Authorization"] = "Bearer bench-token"\n'}
 
 
-def publish_script() -> Path:
+def publish_script(surface: str = "v1") -> Path:
     """The wrk Lua script of a validated publish (JSON body, two validated Upstash-* headers)."""
-    path = ROOT / ".bench" / "publish.lua"
+    path = ROOT / ".bench" / ("publish.lua" if surface == "v1" else f"publish-{surface}.lua")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_PUBLISH_LUA)
+    path.write_text(_PUBLISH_LUA + _SURFACE_LUA[surface])
     return path
 
 
-def wrk_argv(port: int, *, connections: int, seconds: float, threads: int = 1) -> list[str]:
-    """The wrk command line for the publish load."""
+def wrk_argv(port: int, *, connections: int, seconds: float, threads: int = 1, surface: str = "v1") -> list[str]:
+    """The wrk command line for the publish load on ``surface`` (``v1``: Sapiom's gateway; ``v2``: QStash)."""
     return [
         "wrk",
         f"-t{threads}",
         f"-c{connections}",
         f"-d{seconds:g}s",
         "-s",
-        str(publish_script()),
-        f"http://{HOST}:{port}{PUBLISH_PATH}",
+        str(publish_script(surface)),
+        f"http://{HOST}:{port}{PUBLISH_PATHS[surface]}",
     ]
 
 
-def wrk(port: int, *, connections: int, seconds: float, threads: int = 1) -> float:
+def wrk(port: int, *, connections: int, seconds: float, threads: int = 1, surface: str = "v1") -> float:
     """Requests/s of a keep-alive publish load; raises if any answer was not 2xx or sockets failed."""
-    argv = wrk_argv(port, connections=connections, seconds=seconds, threads=threads)
+    argv = wrk_argv(port, connections=connections, seconds=seconds, threads=threads, surface=surface)
     done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=seconds + 60)
     out = done.stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)

@@ -12,7 +12,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-__all__ = ["scenario_library", "spec_file"]
+__all__ = ["compiled_spec_files", "scenario_library", "spec_file"]
 
 _PACKAGE = "qstash_sim"
 
@@ -37,6 +37,16 @@ def spec_file() -> Traversable:
     if root is None:
         raise FileNotFoundError("openapi.yaml is not inside the qstash_sim package (a broken install?)")
     return root / "openapi.yaml"
+
+
+def compiled_spec_files() -> tuple[Traversable | None, Path | None]:
+    """Where the contract's compiled form may be: inside the package (a wheel: ``qstash_sim/openapi.json``,
+    written by the build) and, in a checkout, ``build/qstash-sim/openapi.json`` (written on first use)."""
+    packaged = _package_dir() / "openapi.json"
+    root = _source_root()
+    return (packaged if packaged.is_file() else None), (
+        root / "build" / "qstash-sim" / "openapi.json" if root is not None else None
+    )
 
 
 def scenario_library() -> Traversable:
