@@ -475,11 +475,25 @@ class SimulatorCore:
             return None
         if sched.url_group:  # one message per endpoint of the group (native QStash)
             return fire_url_group(self, acc, sched, fire_ms)
+        return self.fire_message(acc, sched, fire_ms, sched.destination)
+
+    def fire_message(
+        self,
+        acc: Account,
+        sched: Schedule,
+        fire_ms: int,
+        url: str,
+        group: str | None = None,
+        endpoint: str | None = None,
+    ) -> Message:
+        """One message of a schedule's fire to ``url`` (an endpoint of URL group ``group``, when it is one):
+        created from the schedule, charged one trigger, journalled as a ``fire`` and registered (the engine
+        submits it itself)."""
         now = self.world.now
         msg = Message(
             message_id=self.world.new_id(MESSAGE, "msg"),
             account=sched.account,
-            url=sched.destination,
+            url=url,
             method=sched.method,
             body=sched.body,
             content_type=sched.content_type,
@@ -493,6 +507,8 @@ class SimulatorCore:
             schedule_id=sched.schedule_id,
             labels=list(sched.labels),
             caller_ip=sched.caller_ip,
+            topic_name=group,
+            endpoint_name=endpoint,
             callback=sched.callback,
             failure_callback=sched.failure_callback,
             flow_control=sched.flow_control,
@@ -501,15 +517,11 @@ class SimulatorCore:
         price = self.prices.get(SCHEDULE_TRIGGER)
         if price is not None:
             self.charge(Caller(account=sched.account), SCHEDULE_TRIGGER, 1, price)
-        self.world.journal.add(
-            now,
-            "fire",
-            account=sched.account,
-            message_id=msg.message_id,
-            url=sched.destination,
-            detail={"scheduleId": sched.schedule_id, "cron": sched.cron, "fireTime": fire_ms},
-        )
-        self._register(acc, msg)  # the engine submits it itself
+        detail: dict[str, object] = {"scheduleId": sched.schedule_id, "cron": sched.cron, "fireTime": fire_ms}
+        if group is not None:
+            detail["urlGroup"] = group
+        self.world.journal.add(now, "fire", account=sched.account, message_id=msg.message_id, url=url, detail=detail)
+        self._register(acc, msg)
         return msg
 
     # ------------------------------------------------------------------ reading

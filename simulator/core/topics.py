@@ -14,10 +14,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from qstash_sim.base.seed import MESSAGE
 from qstash_sim.domain.account import Account
 from qstash_sim.domain.commands import Caller, PublishCommand, PublishResult
-from qstash_sim.domain.ledger import SCHEDULE_TRIGGER
 from qstash_sim.domain.message import Message
 from qstash_sim.domain.schedule import Schedule
 from qstash_sim.domain.topic import Endpoint, UrlGroup
@@ -154,43 +152,4 @@ def fire_url_group(core: SimulatorCore, acc: Account, sched: Schedule, fire_ms: 
             account=sched.account,
         )
         return []
-    price = core.prices.get(SCHEDULE_TRIGGER)
-    out: list[Message] = []
-    for ep in group.endpoints:
-        msg = Message(
-            message_id=core.world.new_id(MESSAGE, "msg"),
-            account=sched.account,
-            url=ep.url,
-            method=sched.method,
-            body=sched.body,
-            content_type=sched.content_type,
-            headers=dict(sched.headers),
-            max_retries=sched.retries,
-            retry_delay_expr=sched.retry_delay_expr,
-            timeout_ms=sched.timeout_ms,
-            created_ms=now,
-            not_before_ms=now + sched.delay_ms,
-            queue_name=sched.queue_name,
-            schedule_id=sched.schedule_id,
-            labels=list(sched.labels),
-            caller_ip=sched.caller_ip,
-            topic_name=group.name,
-            endpoint_name=ep.name,
-            callback=sched.callback,
-            failure_callback=sched.failure_callback,
-            flow_control=sched.flow_control,
-            redact=sched.redact,
-        )
-        if price is not None:
-            core.charge(Caller(account=sched.account), SCHEDULE_TRIGGER, 1, price)
-        core.world.journal.add(
-            now,
-            "fire",
-            account=sched.account,
-            message_id=msg.message_id,
-            url=ep.url,
-            detail={"scheduleId": sched.schedule_id, "cron": sched.cron, "fireTime": fire_ms, "urlGroup": group.name},
-        )
-        core._register(acc, msg)  # the engine submits them itself
-        out.append(msg)
-    return out
+    return [core.fire_message(acc, sched, fire_ms, ep.url, group.name, ep.name) for ep in group.endpoints]
