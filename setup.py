@@ -61,6 +61,7 @@ setup(
     package_data={
         "qstash_sim": ["py.typed"],
         "qstash_sim.scenarios": ["schema.json"],
+        "qstash_sim.api.ui": ["static/*"],
         "qstash_sim.pytest_plugin": ["py.typed"],
     },
     cmdclass={"build_py": BuildWithData},

@@ -2,7 +2,7 @@
 
     python -m benchmarks                      # everything: startup, throughput, engine, memory, fixture
     python -m benchmarks --quick              # fewer rounds, shorter runs (a smoke test, a few minutes)
-    python -m benchmarks --only throughput    # one or more of: startup, throughput, engine, memory, fixture
+    python -m benchmarks --only throughput    # one or more of: startup, throughput, engine, timeline, memory, fixture
     python -m benchmarks --no-write           # print the table, leave BENCHMARKS.md alone
 
 Comparisons run every system in the same run, in alternating rounds, and report medians and ratios.
@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from .harness import ROOT, Progress, Report, Row, ensure_prism, machine
 
-NAMES = ("startup", "throughput", "engine", "memory", "fixture")
+NAMES = ("startup", "throughput", "engine", "timeline", "memory", "fixture")
 
 
 def _fixture(progress: Progress) -> Report:
@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         "engine": lambda: importlib.import_module("benchmarks.engine_scaling").run(
             progress, **({"sizes": (1_000, 10_000), "fixed": 2_000, "real": 500} if args.quick else {})
         ),
+        "timeline": lambda: importlib.import_module("benchmarks.timeline").run(progress, quick=args.quick),
         "memory": lambda: importlib.import_module("benchmarks.memory").run(
             progress, **({"requests": 200_000, "before_requests": 100_000} if args.quick else {})
         ),

@@ -1,7 +1,8 @@
 """The ceiling: a bare aiohttp server whose one handler reads the body and returns a fixed JSON.
 
 Run it as ``python -m benchmarks.bare --port 0``; like ``qstash-sim serve`` it prints
-``... running at http://127.0.0.1:PORT``. The benchmarks also use it as a loopback delivery sink.
+``... running at http://127.0.0.1:PORT``. The benchmarks also use it as a loopback delivery sink;
+``/sleep/<ms>`` answers after that many milliseconds (a slow destination).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ _BODY = b'{"messageId":"msg_0000000000000000000000","url":"https://example.com/h
 
 async def _handle(request: web.Request) -> web.Response:
     await request.read()
+    tail = request.match_info["tail"]
+    if tail.startswith("sleep/") and tail[6:].isdigit():  # /sleep/200: a destination that takes 200 ms
+        await asyncio.sleep(int(tail[6:]) / 1000)
     return web.Response(body=_BODY, content_type="application/json")
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .assertions import QstashSimAssertionError
+    from .callbacks import CallbackCall
     from .handle import AsyncQstashSim, AsyncSimClock, QstashSim, SimClock
     from .server import DEFAULT_API_KEY, EPOCH_MS, SimConfig, SimServer
 
@@ -23,6 +24,7 @@ __all__ = [
     "EPOCH_MS",
     "AsyncQstashSim",
     "AsyncSimClock",
+    "CallbackCall",
     "QstashSim",
     "QstashSimAssertionError",
     "SimClock",
@@ -36,6 +38,8 @@ def __getattr__(name: str) -> Any:
     # that never use the fixture.
     if name == "QstashSimAssertionError":
         return import_module(".assertions", __name__).QstashSimAssertionError
+    if name == "CallbackCall":
+        return import_module(".callbacks", __name__).CallbackCall
     if name in ("AsyncQstashSim", "AsyncSimClock", "QstashSim", "SimClock"):
         return getattr(import_module(".handle", __name__), name)
     if name in __all__:

@@ -26,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from qstash_sim.base.clock import format_ms
+from qstash_sim.domain.journal import JournalEntry
 from qstash_sim.domain.ledger import LedgerEntry
 from qstash_sim.domain.message import Delivery, DlqEntry, EventState, Message, MessageState
 
@@ -34,6 +35,7 @@ __all__ = [
     "QstashSimAssertionError",
     "check_delivered",
     "check_in_dlq",
+    "check_max_in_flight",
     "check_not_delivered",
     "check_spent",
     "check_states",
@@ -425,4 +427,56 @@ def check_spent(
         hint = difflib.get_close_matches(who, accounts + agents, n=1)
         if hint:
             lines.append(f"Did you mean {hint[0]!r}?")
+    raise QstashSimAssertionError("\n".join(lines) + _footer(seed))
+
+
+def _in_flight_peak(rows: Sequence[JournalEntry]) -> tuple[int, list[JournalEntry]]:
+    """The most attempts in flight at once (a sweep over their start and end steps) and those attempts."""
+    marks = sorted(
+        [(e.detail["startStep"], 1, i) for i, e in enumerate(rows)]
+        + [(e.detail["endStep"], -1, i) for i, e in enumerate(rows)]
+    )
+    open_now: set[int] = set()
+    peak: list[int] = []
+    for _, delta, i in marks:
+        if delta > 0:
+            open_now.add(i)
+            if len(open_now) > len(peak):
+                peak = sorted(open_now)
+        else:
+            open_now.discard(i)
+    return len(peak), [rows[i] for i in peak]
+
+
+def check_max_in_flight(journal: Sequence[JournalEntry], key_or_queue: str, n: int, *, seed: int | None = None) -> int:
+    """Fails unless at most ``n`` attempts of flow-control key (or queue) ``key_or_queue`` were in flight at
+    once; returns the peak. Counted from the journal's attempt lines (``startStep``/``endStep``), so also
+    within one virtual instant; an attempt still on the wire is not in the journal yet."""
+    __tracebackhide__ = True
+    attempts = [e for e in journal if e.kind == "attempt" and "startStep" in e.detail]
+    mine = [e for e in attempts if key_or_queue in (e.detail.get("flowControlKey"), e.detail.get("queue"))]
+    if not mine:
+        names = sorted({str(e.detail[k]) for e in attempts for k in ("flowControlKey", "queue") if e.detail.get(k)})
+        hint = difflib.get_close_matches(key_or_queue, names, n=1)
+        text = (
+            f"no attempt of a flow-control key or queue called {key_or_queue!r} in the journal"
+            f" ({len(attempts)} attempts in all; keys and queues seen: {', '.join(map(repr, names)) or 'none'})"
+        )
+        raise QstashSimAssertionError(text + (f"; did you mean {hint[0]!r}?" if hint else "") + _footer(seed))
+    peak, at_peak = _in_flight_peak(mine)
+    if peak <= n:
+        return peak
+    lines = [
+        f"expected at most {n} attempts of {key_or_queue!r} in flight at once, found {peak} "
+        f"(of {len(mine)} attempts). In flight together:"
+    ]
+    for e in at_peak[: _MAX_CANDIDATES * 2]:
+        started = format_ms(int(e.detail.get("startedMs", e.time_ms)))
+        lines.append(
+            f"  {e.message_id} attempt {(e.retried or 0) + 1} to {e.url}: started {started}, "
+            f"answered {format_ms(e.time_ms)} ({e.outcome})"
+        )
+    if peak > len(at_peak[: _MAX_CANDIDATES * 2]):
+        lines.append(f"  ... and {peak - _MAX_CANDIDATES * 2} more")
+    lines.append("Did every message name the key with the same Upstash-Flow-Control-Value, or was it pinned?")
     raise QstashSimAssertionError("\n".join(lines) + _footer(seed))

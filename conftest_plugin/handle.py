@@ -36,6 +36,8 @@ from qstash_sim.domain.schedule import Schedule
 from qstash_sim.simulator import Simulator
 
 from . import assertions as _a
+from .callbacks import AsyncCallbackAssertions, CallbackAssertions
+from .inflight import AsyncMaxInFlight, MaxInFlight
 from .native import AsyncClient, NativeQstash, SyncClient
 from .server import ScenarioSource, SimConfig, SimServer
 
@@ -372,7 +374,7 @@ class SimClock(_ClockReads):
         return f"<SimClock {format_ms(self.now_ms)}>"
 
 
-class QstashSim(_Reads, SyncClient):
+class QstashSim(_Reads, CallbackAssertions, MaxInFlight, SyncClient):
     """A clean simulator for one test: addresses, virtual clock, state, and domain assertions.
 
     >>> mid = publish(qstash_sim.url, "http://127.0.0.1:1/down")   # a closed port: every attempt fails
@@ -496,7 +498,7 @@ class AsyncSimClock(_ClockReads):
 
 
 @_awaited
-class AsyncQstashSim(_Reads, AsyncClient):
+class AsyncQstashSim(_Reads, AsyncCallbackAssertions, AsyncMaxInFlight, AsyncClient):
     """:class:`QstashSim` for async tests: the verbs that wait on deliveries are coroutines.
 
     Reads (``messages``, ``deliveries``, ``dlq``...) stay plain properties: they are one quick hop to

@@ -469,6 +469,7 @@ def _banner(args: argparse.Namespace, sim: Any, url: str, token: str | None) -> 
             f"  keys       account {sim.anonymous_account!r} (requests without a key) signs with",
             f"             current {keys.current}  next {keys.next}   (every account: GET /_sim/accounts)",
             f"  control    {control}   (health, state, journal, deliveries, clock, scenarios)",
+            f"  dashboard  {url}/_sim/ui" + ("?token=<the control token>" if token else ""),
         ]
     )
 

@@ -1,5 +1,5 @@
 """The API surfaces, one package each: ``sapiom_v1/`` (Sapiom's ``/v1``), ``qstash_v2/`` (native QStash
-``/v2``), ``control/`` (``/_sim``), ``index/`` (``GET /``).
+``/v2``), ``control/`` (``/_sim``), ``ui/`` (the dashboard, ``/_sim/ui``), ``index/`` (``GET /``).
 
 Each package has a routing table (``routes.py``: operationId -> handler), thin handlers and a
 ``surface.py`` that builds its :class:`~qstash_sim.http.surface.Surface` from its section of the spec.
@@ -35,6 +35,7 @@ def default_surfaces(
     from qstash_sim.api.index.surface import index_surface
     from qstash_sim.api.qstash_v2.surface import qstash_surface
     from qstash_sim.api.sapiom_v1.surface import sapiom_surface
+    from qstash_sim.api.ui.surface import ui_surface
     from qstash_sim.contract.load import load_spec
 
     unknown = sorted(set(surfaces_on) - set(API_SURFACES))
@@ -50,6 +51,6 @@ def default_surfaces(
         if "qstash" in surfaces_on
         else disabled_surface(spec, "qstash", ("/v2/",), off.format("qstash")),
     ]
-    surfaces = [*api, control_surface(spec, token=control_token)]
+    surfaces = [*api, control_surface(spec, token=control_token), ui_surface(spec, token=control_token)]
     surfaces.append(index_surface(spec, lambda: surfaces))
     return surfaces

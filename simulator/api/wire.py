@@ -153,6 +153,7 @@ def journal_entry(e: JournalEntry) -> dict[str, Any]:
         "rule": e.rule,
         "warnings": list(e.warnings),
         "detail": e.detail,
+        "sourceMessageId": e.source_message_id,
     }
 
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 from qstash_sim.contract.schema import (
     INT_RE,
@@ -81,10 +81,17 @@ class Parameter:
             values = raw if isinstance(raw, list) else [raw]
             if not self.explode or self.location != "query":
                 values = [p.strip() for v in values for p in v.split(",") if p.strip()]
-            items_t = schema_types(self.items.schema)
-            out = [self._coerce(v, items_t, self.items) for v in values]
-        else:
-            out = self._coerce(raw[-1] if isinstance(raw, list) else raw, self.types, self.schema)
+            return self.parse_items(values, raw)
+        out = self._coerce(raw[-1] if isinstance(raw, list) else raw, self.types, self.schema)
+        return self._checked(out, raw)
+
+    def parse_items(self, values: list[str], raw: Any) -> Any:
+        """An array parameter from its items, already split (``raw``: what to quote in an error)."""
+        assert self.items is not None
+        items_t = schema_types(self.items.schema)
+        return self._checked([self._coerce(v, items_t, self.items) for v in values], raw)
+
+    def _checked(self, out: Any, raw: Any) -> Any:
         errs = self.schema.errors(out, self.label)
         if errs:
             msg = errs[0]
@@ -166,11 +173,14 @@ class Operation:
         path_params: Mapping[str, str],
         body: bytes,
         content_type: str | None = None,
+        raw_query: str | None = None,
     ) -> ValidatedRequest:
         """Validate one request against this operation; raise BadRequest naming the first problem.
 
         ``headers`` may be any mapping; names are compared case-insensitively. ``query`` may be a
-        multidict (``getall`` is used for array parameters).
+        multidict (``getall`` is used for array parameters). ``raw_query``, the query string as sent, lets
+        a comma-separated array (``explode: false``) be split on its literal commas before decoding, so an
+        item may hold an encoded one (``label=a%2Cb,c`` is two labels, ``a,b`` and ``c``).
         """
         pp = {p.name: p.parse(path_params[p.name]) for p in self.path_params if p.name in path_params}
         hv: dict[str, Any] = {}
@@ -187,6 +197,11 @@ class Operation:
                 hv.setdefault(p.name, p.default)
         qv: dict[str, Any] = {}
         for p in self.query_params:
+            if p.items is not None and not p.explode and raw_query is not None:
+                parts = csv_parts(raw_query, p.name)
+                if parts is not None:
+                    qv[p.name] = p.parse_items(parts, ",".join(parts))
+                    continue
             if p.items is not None and hasattr(query, "getall"):
                 raw: Any = query.getall(p.name, [])
             else:
@@ -280,3 +295,17 @@ def check_body(where: str, media: Mapping[str, Media], content_type: str | None,
     except BadRequest as e:
         return [e.message]
     return chosen.schema.errors(doc, f"{where} body", first=False) if chosen.schema else []
+
+
+def csv_parts(raw_query: str, name: str) -> list[str] | None:
+    """The items of the comma-separated query parameter ``name`` in ``raw_query`` (not decoded): every
+    occurrence split on its literal commas, each part then decoded; empty parts dropped. ``None`` when the
+    parameter is absent."""
+    found: list[str] | None = None
+    for pair in raw_query.split("&"):
+        key, sep, value = pair.partition("=")
+        if unquote_plus(key) != name:
+            continue
+        found = found if found is not None else []
+        found.extend(p for part in value.split(",") if (p := unquote_plus(part).strip()))
+    return found

@@ -69,7 +69,7 @@ def callback_body(msg: Message, outcome: Outcome, dlq_id: str | None = None) -> 
     return body
 
 
-def _publish(core: SimulatorCore, msg: Message, cb: CallbackSettings, payload: dict[str, Any]) -> None:
+def _publish(core: SimulatorCore, msg: Message, cb: CallbackSettings, payload: dict[str, Any], kind: str) -> None:
     settings = MessageSettings(
         url=cb.url,
         method=cb.method,
@@ -86,16 +86,27 @@ def _publish(core: SimulatorCore, msg: Message, cb: CallbackSettings, payload: d
         result = core.publish(caller, PublishCommand(settings, body))
     except ApiError as exc:  # e.g. a callback URL that is the simulator's own address
         core.world.journal.warn(
-            core.world.now, f"callback of {msg.message_id} to {cb.url} not sent: {exc.message}", account=msg.account
+            core.world.now,
+            f"{kind} of {msg.message_id} to {cb.url} not sent: {exc.message}",
+            account=msg.account,
+            source_message_id=msg.message_id,
         )
         return
+    made = core.world.accounts.get(msg.account).messages.get(result.message_id)
+    if made is not None:  # linked before its first attempt (the engine runs it on a later step)
+        made.source_message_id, made.callback_kind = msg.message_id, kind
+    detail: dict[str, Any] = {"callbackKind": kind, "retried": payload["retried"], "status": payload["status"]}
+    if "dlqId" in payload:
+        detail["dlqId"] = payload["dlqId"]
     core.world.journal.add(
         core.world.now,
         "callback",
         account=msg.account,
         message_id=result.message_id,
         url=cb.url,
-        detail={"sourceMessageId": msg.message_id, "failure": "dlqId" in payload},
+        method=cb.method,
+        source_message_id=msg.message_id,
+        detail=detail,
     )
 
 
@@ -103,6 +114,6 @@ def after_attempt(core: SimulatorCore, msg: Message, outcome: Outcome, failed: b
     """The engine's hook after each attempt of ``msg``: publish its callback, and, once it failed for good,
     its failure callback (with the DLQ id)."""
     if msg.callback is not None:
-        _publish(core, msg, msg.callback, callback_body(msg, outcome))
+        _publish(core, msg, msg.callback, callback_body(msg, outcome), "callback")
     if failed and msg.failure_callback is not None:
-        _publish(core, msg, msg.failure_callback, callback_body(msg, outcome, msg.dlq_id))
+        _publish(core, msg, msg.failure_callback, callback_body(msg, outcome, msg.dlq_id), "failureCallback")

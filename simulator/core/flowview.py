@@ -1,13 +1,12 @@
-"""Flow control as it can be read today: the keys the account's messages name, and what is in flight.
+"""Flow control as the native API shows and changes it: the keys of an account and what acts on them.
 
-The engine does not enforce flow control yet (no message waits for its key; that behaviour is the next
-step), so these views describe what exists, truthfully:
+The engine enforces the limits (:mod:`qstash_sim.engine.flow`); a key's state lives in its account
+(``Account.flow_keys``, at most :data:`~qstash_sim.engine.flow.MAX_FLOW_KEYS` per account, the oldest idle
+ones forgotten first). A key exists once a message names it, or once it is paused or pinned.
 
-* a key exists once a message the account still keeps names it (``Upstash-Flow-Control-Key``);
-* its limits (``parallelism``, ``rate``, ``period``) are those of the newest such message;
-* ``parallelism_count`` is how many of its messages have an attempt in flight now, ``rate_count`` how many
-  attempts of its messages started within the last ``period``; nothing ever waits (``wait_list_size`` 0),
-  nothing is paused or pinned.
+* ``parallelism_count``: attempts of the key in flight now; ``wait_list_size``: messages in its waitlist;
+* ``rate_count``: starts admitted in the current rate period (0 when none runs); ``period_start_ms``: when
+  the current (or last) period started.
 """
 
 from __future__ import annotations
@@ -16,13 +15,25 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from qstash_sim.domain.commands import Caller
+from qstash_sim.domain.flow import FlowKey
 from qstash_sim.domain.message import FINAL_STATES, EventState, Message
 from qstash_sim.errors import NotFound
 
 if TYPE_CHECKING:
     from qstash_sim.core.service import SimulatorCore
 
-__all__ = ["FlowKeyView", "flow_key", "flow_keys", "in_flight"]
+__all__ = [
+    "FlowKeyView",
+    "flow_key",
+    "flow_keys",
+    "global_parallelism",
+    "in_flight",
+    "pause",
+    "pin",
+    "reset_rate",
+    "resume",
+    "unpin",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +50,7 @@ class FlowKeyView:
     paused: bool = False
     pinned_parallelism: bool = False
     pinned_rate: bool = False
+    period_start_ms: int | None = None
 
 
 def in_flight(m: Message) -> bool:
@@ -46,38 +58,84 @@ def in_flight(m: Message) -> bool:
     return m.state not in FINAL_STATES and bool(m.history) and m.history[-1].state is EventState.ACTIVE
 
 
-def _view(core: SimulatorCore, key: str, msgs: list[Message]) -> FlowKeyView:
-    newest = max(msgs, key=lambda m: m.created_ms)
-    fc = newest.flow_control
-    assert fc is not None
-    since = core.world.now - fc.period_s * 1000
-    starts = sum(1 for m in msgs for h in m.history if h.state is EventState.ACTIVE and h.time_ms > since)
+def _view(fk: FlowKey, now: int) -> FlowKeyView:
     return FlowKeyView(
-        key=key,
-        parallelism=fc.parallelism,
-        rate=fc.rate,
-        period_s=fc.period_s,
-        parallelism_count=sum(1 for m in msgs if in_flight(m)),
-        rate_count=starts,
+        key=fk.key,
+        parallelism=fk.parallelism,
+        rate=fk.rate,
+        period_s=fk.period_s,
+        parallelism_count=len(fk.in_flight),
+        rate_count=fk.rate_count(now),
+        wait_list_size=len(fk.waiting),
+        paused=fk.paused,
+        pinned_parallelism=fk.pinned_parallelism,
+        pinned_rate=fk.pinned_rate,
+        period_start_ms=fk.period_start_ms,
     )
 
 
-def _by_key(core: SimulatorCore, caller: Caller) -> dict[str, list[Message]]:
-    out: dict[str, list[Message]] = {}
-    for m in core.account(caller.account).messages.values():
-        if m.flow_control is not None:
-            out.setdefault(m.flow_control.key, []).append(m)
-    return out
-
-
 def flow_keys(core: SimulatorCore, caller: Caller) -> list[FlowKeyView]:
-    """Every key the caller's messages name, by name."""
-    return [_view(core, k, msgs) for k, msgs in sorted(_by_key(core, caller).items())]
+    """Every key of the caller's account, by name."""
+    now = core.world.now
+    keys = core.account(caller.account).flow_keys
+    return [_view(keys[k], now) for k in sorted(keys)]
+
+
+def _existing(core: SimulatorCore, caller: Caller, key: str) -> FlowKey:
+    fk = core.account(caller.account).flow_keys.get(key)
+    if fk is None:
+        raise NotFound(f"flow control key {key} not found (no message of this account names it)")
+    return fk
 
 
 def flow_key(core: SimulatorCore, caller: Caller, key: str) -> FlowKeyView:
-    """One key, or 404 when no message of the account names it."""
-    msgs = _by_key(core, caller).get(key)
-    if not msgs:
-        raise NotFound(f"flow control key {key} not found (no message of this account names it)")
-    return _view(core, key, msgs)
+    """One key, or 404 when the account has none of that name."""
+    return _view(_existing(core, caller, key), core.world.now)
+
+
+def global_parallelism(core: SimulatorCore, caller: Caller) -> tuple[int, int]:
+    """``(cap, count)``: the simulator's cap on attempts on real sockets (0: none) and the caller's
+    account's attempts in flight now."""
+    count = sum(1 for m in core.account(caller.account).messages.values() if in_flight(m))
+    return core.world.limits.in_flight or 0, count
+
+
+def pause(core: SimulatorCore, caller: Caller, key: str) -> FlowKeyView:
+    """Pause the key (created if new, so a test may pause it before publishing)."""
+    acct = core.account(caller.account)
+    fk = core.engine.flows.key(acct, key)
+    core.engine.flows.pause(acct, fk)
+    return _view(fk, core.world.now)
+
+
+def resume(core: SimulatorCore, caller: Caller, key: str) -> FlowKeyView:
+    """Resume the key: its waitlist starts, within its limits (404 for an unknown key)."""
+    fk = _existing(core, caller, key)
+    core.engine.flows.resume(core.account(caller.account), fk)
+    return _view(fk, core.world.now)
+
+
+def pin(
+    core: SimulatorCore, caller: Caller, key: str, *, parallelism: int | None, rate: int | None, period_s: int | None
+) -> FlowKeyView:
+    """Pin the given limits and reset the rate period; with none of them it changes nothing (the key is
+    created if new)."""
+    acct = core.account(caller.account)
+    fk = core.engine.flows.key(acct, key)
+    if parallelism is not None or rate is not None or period_s is not None:
+        core.engine.flows.pin(acct, fk, parallelism=parallelism, rate=rate, period_s=period_s)
+    return _view(fk, core.world.now)
+
+
+def unpin(core: SimulatorCore, caller: Caller, key: str, *, parallelism: bool, rate: bool) -> FlowKeyView:
+    """Unpin the parallelism and/or the rate (404 for an unknown key)."""
+    fk = _existing(core, caller, key)
+    core.engine.flows.unpin(core.account(caller.account), fk, parallelism=parallelism, rate=rate)
+    return _view(fk, core.world.now)
+
+
+def reset_rate(core: SimulatorCore, caller: Caller, key: str) -> FlowKeyView:
+    """End the current rate period now (404 for an unknown key)."""
+    fk = _existing(core, caller, key)
+    core.engine.flows.reset_rate(core.account(caller.account), fk)
+    return _view(fk, core.world.now)

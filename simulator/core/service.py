@@ -23,6 +23,7 @@ from qstash_sim.core.feature import ChallengeProvider, Feature, Fired, InboundCo
 from qstash_sim.core.filters import Selection
 from qstash_sim.core.tokens import Tokens
 from qstash_sim.core.topics import fire_url_group
+from qstash_sim.core.workflow import Workflows
 from qstash_sim.domain.account import Account, SigningKeys
 from qstash_sim.domain.commands import DEFAULT_ACCOUNT, Caller, PublishCommand, PublishResult, ScheduleCommand
 from qstash_sim.domain.delivery import DEFAULT_REGION, DeliverySettings, check_region
@@ -126,6 +127,7 @@ class SimulatorCore:
             self.world, transport, on_schedule_fire=self._fire_schedule, sign_clock=sign_clock, errors=self.errors
         )
         self.engine.on_attempt = lambda msg, outcome, failed: after_attempt(self, msg, outcome, failed)
+        self.workflows = Workflows(self)  # Upstash Workflow runs (core/workflow.py): after the callbacks hook
 
     # ------------------------------------------------------------------ features
 
@@ -214,6 +216,7 @@ class SimulatorCore:
         self.world.reset(seed)
         self.virtual_transport.clear_recorded()
         self.errors.clear()
+        self.workflows.reset()
         if now_ms is not None:
             assert isinstance(self.clock, VirtualClock)
             self.clock.set(now_ms)

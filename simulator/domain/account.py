@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from qstash_sim.domain.flow import FlowKey
     from qstash_sim.domain.message import DlqEntry, Message
     from qstash_sim.domain.queue import Queue
     from qstash_sim.domain.schedule import Schedule
@@ -39,3 +40,5 @@ class Account:
     dlq: OrderedDict[str, DlqEntry] = field(default_factory=OrderedDict)
     # dedup id -> (message id, expires ms), in insertion order (expired ones are pruned from the front)
     dedup: OrderedDict[str, tuple[str, int]] = field(default_factory=OrderedDict)
+    # flow-control key -> its state (limits, in flight, waitlist, rate period), oldest first (the engine's)
+    flow_keys: OrderedDict[str, FlowKey] = field(default_factory=OrderedDict)

@@ -39,6 +39,20 @@ class FlowKey:
     waiting: deque[str] = field(default_factory=deque)  # message ids held back, in arrival order
     period_start_ms: int | None = None  # when the current rate period started (None: none running)
     period_count: int = 0  # starts admitted in the current period
+    release_at_ms: int | None = None  # when a timer will release the waitlist (the period's end), if planned
+
+    @property
+    def period_ms(self) -> int:
+        """The rate period in ms."""
+        return self.period_s * 1000
+
+    def period_running(self, now: int) -> bool:
+        """Whether a rate period has started and not ended at ``now``."""
+        return self.period_start_ms is not None and now < self.period_start_ms + self.period_ms
+
+    def rate_count(self, now: int) -> int:
+        """Starts admitted in the period running at ``now`` (0 when none runs)."""
+        return self.period_count if self.period_running(now) else 0
 
     def adopt(self, fc: FlowControl) -> None:
         """Take the limits a new message asks for, except pinned ones."""

@@ -128,7 +128,9 @@ class JournalEntry:
     """One line of the journal.
 
     ``kind`` is ``request`` (an inbound API call), ``attempt`` (a delivery attempt), ``fire`` (a cron
-    fire), ``warning`` (e.g. an unknown ``Upstash-*`` header) or ``scenario`` (a timeline step).
+    fire), ``callback`` (a (failure) callback message published after an attempt), ``warning`` (e.g. an
+    unknown ``Upstash-*`` header), ``scenario`` (a timeline step) or ``workflow`` (a workflow run started or
+    ended: ``detail`` holds ``workflowRunId`` and ``event``, e.g. ``RUN_SUCCESS``).
     """
 
     seq: int
@@ -149,6 +151,7 @@ class JournalEntry:
     rule: str | None = None
     warnings: list[str] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
+    source_message_id: str | None = None  # a (failure) callback's entries: the message it reports on
 
 
 class Journal:

@@ -85,6 +85,8 @@ class Message:
     endpoint_name: str | None = None  # that endpoint's name, when it has one
     callback: CallbackSettings | None = None
     failure_callback: CallbackSettings | None = None
+    source_message_id: str | None = None  # a (failure) callback: the message whose attempt it reports
+    callback_kind: str | None = None  # then "callback" or "failureCallback"
     flow_control: FlowControl | None = None
     redact: str | None = None  # Upstash-Redact-Fields, as given: stored and returned values are redacted
 

@@ -50,7 +50,10 @@ class Limits:
       a duplicate of a dropped id is accepted as a new message);
     * ``accounts``: accounts (created on first use); one with work (a pending message, a schedule, a
       paused or non-empty queue) is never dropped, so the cap may be exceeded while they are busy;
-    * ``ledger``: charges (their running totals per account and agent stay exact).
+    * ``ledger``: charges (their running totals per account and agent stay exact);
+    * ``in_flight``: not a store but a cap of the same kind: attempts on real sockets at once, over the
+      whole simulator. Past it an attempt waits (first come, first started, at the same virtual instant)
+      for one to end; attempts answered by the virtual destination never count.
     """
 
     journal: int | None = 100_000
@@ -60,6 +63,7 @@ class Limits:
     dedup_per_account: int | None = 100_000
     accounts: int | None = 10_000
     ledger: int | None = 100_000
+    in_flight: int | None = 100
 
     def __post_init__(self) -> None:
         for f in fields(self):

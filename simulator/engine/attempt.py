@@ -60,6 +60,7 @@ class AttemptRules:
         """Forget the caches (the ``jti`` stream restarts with the world's seed)."""
         self._delay_exprs: dict[str, RetryDelay | None] = {}
         self._dlq_stamp = (0, -1)  # (ms, last seq used at that ms) for "{ms}-{seq}" DLQ ids
+        self._extra: dict[str, Any] | None = None  # the engine's detail for the journal line being written
 
     # ----------------------------------------------------------------------------------------------
 
@@ -102,22 +103,30 @@ class AttemptRules:
         key = self.world.accounts.get(msg.account).signing_keys.current
         jti = f"jwt_{self.world.seed.stream(JTI).getrandbits(96):024x}"
         ours["Upstash-Signature"] = sign(key, msg.url, msg.body, sign_now, jti)
+        if not msg.headers:
+            return ours
         taken = {k.lower() for k in ours}
         headers = {k: v for k, v in msg.headers.items() if k.lower() not in taken}
         headers.update(ours)
         return headers
 
+    def sent(self, delivery: Delivery, real: bool) -> None:
+        """Append the inbox record as the request goes out (inbox order = order of starts); its answer is
+        filled in by :meth:`record` when it lands (until then ``status`` and ``error`` are ``None``)."""
+        delivery.virtual = not real
+        self.world.inbox.append(delivery)
+
     def record(self, delivery: Delivery, outcome: Outcome) -> None:
-        """Fill in the inbox record with the answer and append it (inbox order = order of sending)."""
-        delivery.seq = len(self.world.inbox) + 1
+        """Fill in the inbox record with the answer."""
         delivery.virtual = outcome.virtual
         delivery.status = outcome.status
         delivery.error = outcome.error
         delivery.duration_ms = outcome.duration_ms
-        self.world.inbox.append(delivery)
 
-    def apply(self, msg: Message, outcome: Outcome, now: int) -> Verdict:
-        """Turn an outcome into history, journal, and a retry time or a DLQ entry."""
+    def apply(self, msg: Message, outcome: Outcome, now: int, extra: dict[str, Any] | None = None) -> Verdict:
+        """Turn an outcome into history, journal (``extra`` added to its detail), and a retry time or a DLQ
+        entry."""
+        self._extra = extra
         retried = msg.retried
         if msg.state in FINAL_STATES:  # cancelled while the request was on the wire: the cancel wins
             self._journal(msg, outcome, Verdict.CANCELLED, retried, now)
@@ -135,12 +144,13 @@ class AttemptRules:
         flag = (outcome.header("Upstash-NonRetryable-Error") or "").strip().lower()
         non_retryable = outcome.status == 489 and flag == "true"
         if not non_retryable and retried < msg.max_retries:
-            due = now + self._retry_delay(msg, outcome, now)
+            delay, origin = self._retry_delay(msg, outcome, now)
+            due = now + delay
             msg.retried = retried + 1
             msg.state = MessageState.RETRY
             msg.next_delivery_ms = due
             msg.history.append(HistoryEvent(now, EventState.RETRY, retried=retried, next_delivery_ms=due))
-            self._journal(msg, outcome, Verdict.RETRY, retried, now, next_delivery_ms=due)
+            self._journal(msg, outcome, Verdict.RETRY, retried, now, next_delivery_ms=due, retry_origin=origin)
             return Verdict.RETRY
         dlq_id = self._dlq_id(now)
         msg.state = MessageState.FAILED
@@ -163,21 +173,23 @@ class AttemptRules:
 
     # ----------------------------------------------------------------------------------------------
 
-    def _retry_delay(self, msg: Message, outcome: Outcome, now: int) -> int:
-        """Destination's Retry-After & co. first, then Upstash-Retry-Delay, then the default backoff."""
+    def _retry_delay(self, msg: Message, outcome: Outcome, now: int) -> tuple[int, str]:
+        """Destination's Retry-After & co. first, then Upstash-Retry-Delay, then the default backoff; with
+        where the delay came from (``retry-after``, ``upstash-retry-delay``, ``backoff``: the journal's
+        ``detail.retry_origin``)."""
         asked = parse_retry_after(outcome.headers, now)
         if asked is not None:
-            return asked
+            return asked, "retry-after"
         if msg.retry_delay_expr:
             expr = self._compiled(msg.retry_delay_expr, now)
             if expr is not None:
                 try:
-                    return expr.evaluate(msg.retried)
+                    return expr.evaluate(msg.retried), "upstash-retry-delay"
                 except ValueError as exc:
                     self.world.journal.warn(
                         now, f"{exc}; using the default backoff", account=msg.account, message_id=msg.message_id
                     )
-        return default_backoff_ms(msg.retried + 1)
+        return default_backoff_ms(msg.retried + 1), "backoff"
 
     def _compiled(self, source: str, now: int) -> RetryDelay | None:
         if source not in self._delay_exprs:
@@ -208,7 +220,8 @@ class AttemptRules:
             outcome=verdict.value,
             error=outcome.error,
             rule=outcome.rule,
-            detail={"duration_ms": outcome.duration_ms, "virtual": outcome.virtual, **detail},
+            detail={"duration_ms": outcome.duration_ms, "virtual": outcome.virtual, **(self._extra or {}), **detail},
+            source_message_id=msg.source_message_id,
         )
         log.info(
             "attempt %s retried=%d %s %s -> %s %s%s",

@@ -8,7 +8,8 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from bisect import bisect_left
+from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -81,8 +82,88 @@ def check_cron(cron: str, where: str, now_ms: int | None = None) -> tuple[str, s
     return zone, expr
 
 
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_SEARCH_DAYS = 8 * 366  # days a fast plan looks ahead before handing over to croniter (Feb 29 on a Monday...)
+
+
+class FastUtc:
+    """The fires of a plain UTC cron expression (numbers, ranges, steps, lists, names; no ``L``/``W``/``#``),
+    computed without croniter: the matching minutes of a day, then the next matching day. Same answers as
+    croniter (day-of-month and day-of-week OR-ed when both are restricted, as croniter and Vixie cron do),
+    at about 1/50 of the cost: a schedule firing every minute fires 525,600 times a virtual year.
+    """
+
+    __slots__ = ("_day_cache", "_doms", "_dows", "_minutes", "_months", "expr")
+
+    def __init__(
+        self, expr: str, minutes: list[int], doms: set[int] | None, months: set[int] | None, dows: set[int] | None
+    ) -> None:
+        self.expr = expr
+        self._minutes = minutes  # minute of the day (hour * 60 + minute), sorted
+        self._doms, self._months, self._dows = doms, months, dows  # None: any
+        self._day_cache: tuple[int, bool] = (-1, False)
+
+    @classmethod
+    def build(cls, expr: str) -> FastUtc | None:
+        """The fast plan of ``expr``, or ``None`` when it needs croniter."""
+        try:
+            it = croniter(expr)
+        except (ValueError, KeyError):
+            return None
+        exp = it.expanded
+        special = getattr(it, "nth_weekday_of_month", None) or getattr(it, "nearest_weekday", None)
+        if (
+            special
+            or "?" in expr
+            or any(
+                (not isinstance(v, int) and v != "*") or (v == "*" and len(field) > 1) for field in exp for v in field
+            )
+        ):
+            return None  # L, W, #, ? or a list mixing * with values: croniter's own rules apply
+
+        def values(i: int) -> set[int] | None:
+            return None if exp[i] == ["*"] else {int(v) for v in exp[i]}
+
+        mins = values(0) or set(range(60))
+        hours = values(1) or set(range(24))
+        dows = values(4)
+        if dows is not None:
+            dows = {d % 7 for d in dows}
+        return cls(expr, sorted(h * 60 + m for h in hours for m in mins), values(2), values(3), dows)
+
+    def _day_ok(self, day: int) -> bool:
+        cached_day, ok = self._day_cache
+        if cached_day == day:
+            return ok
+        d = date.fromordinal(day + _EPOCH_ORDINAL)
+        ok = self._months is None or d.month in self._months
+        if ok:
+            dom_ok = self._doms is None or d.day in self._doms
+            dow_ok = self._dows is None or (d.weekday() + 1) % 7 in self._dows
+            if self._doms is not None and self._dows is not None:
+                ok = dom_ok or dow_ok
+            else:
+                ok = dom_ok and dow_ok
+        self._day_cache = (day, ok)
+        return ok
+
+    def next_after(self, after_ms: int) -> int | None:
+        """The first fire strictly after ``after_ms``, or ``None`` when none comes within the search window."""
+        t = after_ms // 60_000 + 1
+        day, minute = divmod(t, 1440)
+        minutes = self._minutes
+        for _ in range(_SEARCH_DAYS):
+            if self._day_ok(day):
+                i = bisect_left(minutes, minute)
+                if i < len(minutes):
+                    return (day * 1440 + minutes[i]) * 60_000
+            day, minute = day + 1, 0
+        return None
+
+
 class CronFires:
-    """When each schedule fires next, from one cached ``croniter`` per schedule (parsing is the slow part).
+    """When each schedule fires next, from one cached plan per schedule (parsing is the slow part): a
+    :class:`FastUtc` for a plain UTC expression, else a ``croniter``.
 
     Keyed by ``(account, schedule id)`` and checked against the schedule object and its ``generation``, so
     an overwritten schedule gets a fresh iterator. A schedule whose next fire is after the clock's range
@@ -90,20 +171,26 @@ class CronFires:
     """
 
     def __init__(self) -> None:
-        self._its: dict[tuple[str, str], tuple[Schedule, int, croniter]] = {}
+        self._its: dict[tuple[str, str], tuple[Schedule, int, croniter | FastUtc]] = {}
 
     def first(self, schedule: Schedule, now_ms: int) -> int | None:
         """Plan ``schedule`` afresh: its first fire after ``now_ms`` (``ValueError`` for a bad zone)."""
-        it = cron_iter(schedule.cron, now_ms)
+        it = self._plan(schedule.cron, now_ms)
         self._its[(schedule.account, schedule.schedule_id)] = (schedule, schedule.generation, it)
         return self._next(it, now_ms)
+
+    @staticmethod
+    def _plan(cron: str, after_ms: int) -> croniter | FastUtc:
+        zone, expr = split_cron(cron)
+        fast = FastUtc.build(expr) if zone == "UTC" else None
+        return fast if fast is not None else cron_iter(cron, after_ms)
 
     def after(self, schedule: Schedule, fire_ms: int) -> int | None:
         """The fire after the one at ``fire_ms`` (never the same instant twice)."""
         key = (schedule.account, schedule.schedule_id)
         cached = self._its.get(key)
         if cached is None or cached[0] is not schedule or cached[1] != schedule.generation:
-            cached = (schedule, schedule.generation, cron_iter(schedule.cron, fire_ms))
+            cached = (schedule, schedule.generation, self._plan(schedule.cron, fire_ms))
             self._its[key] = cached
         return self._next(cached[2], fire_ms)
 
@@ -118,7 +205,15 @@ class CronFires:
         self._its.clear()
 
     @staticmethod
-    def _next(it: croniter, after_ms: int) -> int | None:
+    def _next(it: croniter | FastUtc, after_ms: int) -> int | None:
+        if isinstance(it, FastUtc):
+            try:
+                due = it.next_after(after_ms)
+            except (ValueError, OverflowError):  # past year 9999: no next fire
+                return None
+            if due is not None:
+                return due if due <= MAX_TIME_MS else None
+            it = cron_iter(it.expr, after_ms)  # nothing within the window: let croniter search
         try:
             due = round(it.get_next(float) * 1000)
             while due <= after_ms:

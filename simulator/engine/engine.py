@@ -1,11 +1,20 @@
 """The delivery engine: messages to their end (delivered, failed, cancelled), queues, cron fires.
 
 It runs on the :class:`~qstash_sim.engine.scheduler.Scheduler`'s timeline (one heap of events, one
-clock). Determinism: events due at the same instant run in ``seq`` order. Consecutive attempts due at
-one instant are *sent* concurrently (throughput against real destinations), but their outcomes are
-applied, and journalled, in ``seq`` order; so the same inputs and seed give the same journal and inbox
-order. Attempts due at one instant are sent at most :data:`SEND_CHUNK` at a time (so a huge instant does
-not hold every prepared request in memory at once).
+clock). Determinism: events due at the same instant run in ``seq`` order, and attempts start in that
+order. An attempt to the virtual destination is answered inline, its outcome applied at once (so a run
+on virtual destinations is reproducible byte for byte). An attempt to a real socket goes on the wire as
+a task of its own: every attempt due at an instant is on the wire at once (up to the cap, below), and
+its outcome is applied when it lands, in the order answers arrive; a slow or hanging destination holds
+back no other attempt. On a virtual clock the instant ends only once every attempt started at it has
+landed (what that releases runs at the same instant), then the clock moves on: ``advance``/``settle``
+return once everything due is settled. Starts are ordered (``seq``, then each gate first in first
+out); when real destinations answer in a different order from one run to the next, what their answers
+release (a waiting message of a flow-control key, a queue's next message, a retry) follows that order.
+
+Gates, in order: a paused queue holds the attempt; its flow-control key (:mod:`qstash_sim.engine.flow`)
+may put it on the key's waitlist; then the cap on attempts on real sockets at once (``Limits.in_flight``,
+``--limit in-flight=N``, default 100) holds it, first come first started, until one ends.
 
 Staleness is handled lazily: a message remembers (in ``_armed``) the seq of its one live attempt event; a
 cancelled message, an overwritten schedule (``generation``/identity) or a ``reset()`` makes older events
@@ -17,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
+from collections import deque
 from collections.abc import Callable, MutableSequence
 
 from qstash_sim.base.clock import Clock
@@ -41,8 +52,9 @@ from qstash_sim.engine.events import (
     Event,
     SignClock,
 )
+from qstash_sim.engine.flow import FlowGates
 from qstash_sim.engine.scheduler import Scheduler
-from qstash_sim.engine.transport import Outcome, Transport
+from qstash_sim.engine.transport import OutboundRequest, Outcome, Transport
 
 __all__ = [
     "MAX_ADVANCE_EVENTS",
@@ -90,14 +102,30 @@ class Engine(Scheduler):
         if not (sign_clock in ("process", "virtual") or isinstance(sign_clock, Clock)):
             raise ValueError(f"sign_clock must be 'process', 'virtual' or a Clock, got {sign_clock!r}")
         self.sign_clock = sign_clock
+        # What signs a delivery, decided once (isinstance on the Clock protocol costs ~40 us a call).
+        self._sign_with: Clock | None = sign_clock if isinstance(sign_clock, Clock) else None
+        self._sign_process = sign_clock == "process"
         is_real = getattr(transport, "is_real", None)
         self._real_url: Callable[[str], bool] = is_real if callable(is_real) else (lambda url: False)
+        # A routing transport says which URLs go to a real socket: the others are answered inline. Any other
+        # transport may do I/O for every request, so each attempt goes on the wire as a task of its own.
+        self._inline = callable(is_real)
+        answer = getattr(transport, "answer_virtual", None)
+        self._answer: Callable[[OutboundRequest, int], Outcome | None] | None = answer if callable(answer) else None
         self._armed: dict[tuple[str, str], int] = {}  # (account, message id) -> seq of its live event
+        self._admitted: set[tuple[str, str]] = set()  # released by their flow-control key, not started yet
+        self._started: dict[tuple[str, str], tuple[int, int]] = {}  # attempts started: (step, virtual ms)
+        self._step = 0  # counts starts and ends: the journal's startStep/endStep order them (in-flight sweeps)
+        self._wire = 0  # attempts on real sockets now
+        self._cap_wait: deque[Message] = deque()  # attempts held by the cap on attempts on the wire
+        self._flows = FlowGates(world, self._release_flow, self.at)
         self._parked: dict[tuple[str, str], list[Message]] = {}  # (account, queue) -> retries held by pause
         self._crons = CronFires()
         self._rules = AttemptRules(world)
         # Told after every attempt's outcome is applied: (message, outcome, failed for good).
         self.on_attempt: Callable[[Message, Outcome, bool], None] | None = None
+        # Told before each attempt is built (a workflow message's body becomes its run's log up to it).
+        self.before_attempt: Callable[[Message], None] | None = None
 
     # ----------------------------------------------------------------------------------------------
     # what the core calls
@@ -106,6 +134,8 @@ class Engine(Scheduler):
         """Schedule ``msg``'s first attempt at ``max(now, not_before)``, through its queue's gate if any."""
         if msg.state in FINAL_STATES:
             return
+        if msg.flow_control is not None:
+            self._flows.adopt(msg)
         acct = self.world.accounts.get(msg.account)
         if msg.queue_name:
             queue = acct.queues[msg.queue_name]  # the core creates it with the message
@@ -127,6 +157,11 @@ class Engine(Scheduler):
         if msg.queue_name and (queue := acct.queues.get(msg.queue_name)) is not None:
             with contextlib.suppress(ValueError):
                 queue.waiting.remove(msg.message_id)
+        if msg.flow_control is not None:
+            self._flows.forget(msg)  # out of the waitlist
+            if (msg.account, msg.message_id) in self._admitted:  # released, not started: free its slot
+                self._admitted.discard((msg.account, msg.message_id))
+                self._flows.done(msg)
         self._finalize(acct, msg)
         self._poke()
         return True
@@ -183,8 +218,15 @@ class Engine(Scheduler):
     # lifecycle
 
     async def close(self) -> None:
-        """Stop the runner, wait for deliveries in flight, and close the transport if it can be closed."""
-        await super().close()
+        """Stop the runner, wait for deliveries in flight, and close the transport if it can be closed.
+
+        Cancelled while it waits (a stop's grace period ran out), it cancels the attempts on the wire."""
+        try:
+            await super().close()
+        except asyncio.CancelledError:
+            for task in list(self._inflight):
+                task.cancel()
+            raise
         closer = getattr(self.transport, "close", None)
         if closer is not None:
             await closer()
@@ -196,6 +238,11 @@ class Engine(Scheduler):
         self._parked.clear()
         self._crons.clear()
         self._rules.reset()
+        self._admitted.clear()
+        self._started.clear()
+        self._cap_wait.clear()
+        self._step = 0
+        self._wire = 0  # attempts still on the wire belong to the old world (dropped when they land)
 
     # ----------------------------------------------------------------------------------------------
     # events
@@ -222,40 +269,27 @@ class Engine(Scheduler):
     async def _run_batch(self, batch: list[tuple[int, Event]]) -> None:
         self._events_run += len(batch)
         epoch = self._epoch
-        pending: list[Prepared] = []
         for i, (_seq, ev) in enumerate(batch):
             if i and i % YIELD_EVERY == 0:
-                # A huge instant: let others be served (a cancel meanwhile wins over a prepared attempt,
-                # as it does while one is on the wire); send what is prepared once it is a chunk.
-                if len(pending) >= SEND_CHUNK:
-                    await self._send_and_apply(pending)
-                    pending = []
+                # A huge instant: let others be served (a cancel meanwhile wins over an attempt not yet
+                # started, as it does while one is on the wire).
                 await asyncio.sleep(0)
                 if epoch != self._epoch:  # reset() meanwhile: the rest belongs to the old world
                     return
-            if ev.kind == ATTEMPT:
-                assert ev.msg is not None
-                self._armed.pop((ev.msg.account, ev.msg.message_id), None)
-                try:
-                    prepared = self._prepare(ev.msg)
-                except Exception as exc:  # a bug building the request fails this attempt only
-                    self._caught(f"preparing {ev.msg.message_id}", exc)
-                    self._apply(ev.msg, Outcome(status=None, error=f"internal error: {type(exc).__name__}"))
-                    continue
-                if prepared is not None:
-                    pending.append(prepared)
-                continue
-            # A non-attempt event: apply earlier attempts first so effects stay in seq order.
-            if pending:
-                await self._send_and_apply(pending)
-                pending = []
-            if ev.kind == COMPLETE:
+            kind = ev.kind
+            if kind == ATTEMPT:
+                msg = ev.msg
+                assert msg is not None
+                inline = self._attempt(msg)
+                if inline is not None:  # a virtual destination that answers through a coroutine only
+                    self._landed(inline, await self._safe_send(inline))
+            elif kind == COMPLETE:
                 assert ev.msg is not None and ev.outcome is not None
                 self._armed.pop((ev.msg.account, ev.msg.message_id), None)
                 self._apply(ev.msg, ev.outcome)
             else:
                 try:
-                    if ev.kind == CALL:
+                    if kind == CALL:
                         assert ev.call is not None
                         if ev.alive is None or ev.alive():  # it may have gone stale while others were served
                             ev.call()
@@ -263,25 +297,112 @@ class Engine(Scheduler):
                         self._fire(ev)
                 except Exception as exc:  # one bad event (a bug) must not stop the others due with it
                     self._caught("running an event", exc)
-        if pending:
-            await self._send_and_apply(pending)
 
-    async def _send_and_apply(self, pending: list[Prepared]) -> None:
-        epoch = self._epoch
-        if len(pending) == 1:
-            outcomes = [await self._safe_send(pending[0])]
-        else:
-            outcomes = list(await asyncio.gather(*(self._safe_send(p) for p in pending)))
-        if epoch != self._epoch:  # reset() while we were on the wire: the world is new, drop it all
+    def _attempt(self, msg: Message) -> Prepared | None:
+        """An attempt event of ``msg`` is due: through the gates (queue pause, flow control, the cap on
+        attempts on the wire), then sent. A virtual destination answers inline (its outcome applied at
+        once, in ``seq`` order; returned instead when it can only be awaited); a real one goes on the wire
+        as a task of its own."""
+        mkey = (msg.account, msg.message_id)
+        self._armed.pop(mkey, None)
+        if msg.state in FINAL_STATES:
+            return None
+        if mkey in self._admitted:  # released by its flow-control key: its slot is taken already
+            self._admitted.discard(mkey)
+        elif not self._gate(msg):
+            return None
+        real = self._real_url(msg.url)
+        if real and self._wire >= self._cap:
+            self._cap_wait.append(msg)  # first come, first started when an attempt on the wire ends
+            return None
+        if real or not self._inline:
+            self._send(msg, real)
+            return None
+        p = self._begin(msg, False)
+        if p is None:
+            return None
+        outcome = self._answer_now(p)
+        if outcome is None:
+            return p
+        self._landed(p, outcome)
+        return None
+
+    def _answer_now(self, p: Prepared) -> Outcome | None:
+        if self._answer is None:
+            return None
+        try:
+            return self._answer(p.request, p.timeout_ms)
+        except Exception as exc:  # a bug in a scripted answer must fail the attempt, not the engine
+            log.exception("virtual destination error for %s", p.request.url)
+            return Outcome(status=None, error=f"transport error: {type(exc).__name__}: {exc}")
+
+    def _gate(self, msg: Message) -> bool:
+        """Whether ``msg`` may start now: not while its queue is paused (held until resume), nor while its
+        flow-control key says wait (held in the key's waitlist)."""
+        if msg.queue_name:
+            queue = self.world.accounts.get(msg.account).queues.get(msg.queue_name)
+            if queue is not None and queue.paused:
+                self._parked.setdefault((msg.account, msg.queue_name), []).append(msg)
+                return False
+        return msg.flow_control is None or self._flows.admit(msg, self.now)
+
+    def _begin(self, msg: Message, real: bool) -> Prepared | None:
+        """Record the start (ACTIVE) and build the request; a bug doing so fails this attempt only."""
+        self._step += 1
+        self._started[(msg.account, msg.message_id)] = (self._step, self.now)
+        try:
+            p = self._prepare(msg, real)
+            self._rules.sent(p.delivery, real)
+            return p
+        except Exception as exc:
+            self._caught(f"preparing {msg.message_id}", exc)
+            self._apply(msg, Outcome(status=None, error=f"internal error: {type(exc).__name__}"))
+            return None
+
+    def _send(self, msg: Message, real: bool) -> None:
+        """Put ``msg``'s attempt on the wire: a task; its outcome is applied when it lands."""
+        p = self._begin(msg, real)
+        if p is None:
             return
-        for p, outcome in zip(pending, outcomes, strict=True):
-            self._rules.record(p.delivery, outcome)
-            if outcome.virtual and outcome.duration_ms > 0:
-                # The destination takes virtual time to answer: finish the attempt that much later.
-                seq = self._push(self.now + outcome.duration_ms, Event(COMPLETE, msg=p.msg, outcome=outcome))
-                self._armed[(p.msg.account, p.msg.message_id)] = seq
-            else:
-                self._apply(p.msg, outcome)
+        self._wire += real
+        epoch = self._epoch
+        task = asyncio.get_running_loop().create_task(self._safe_send(p))
+        self._inflight.add(task)
+        task.add_done_callback(lambda t: self._on_wire_done(t, p, real, epoch))
+
+    def _on_wire_done(self, task: asyncio.Task[Outcome], p: Prepared, real: bool, epoch: int) -> None:
+        self._inflight.discard(task)
+        if epoch != self._epoch:  # reset() while it was on the wire: drop it
+            return
+        self._wire -= real
+        if task.cancelled():  # only close() cancels an attempt on the wire
+            return
+        try:
+            self._landed(p, task.result())
+        except Exception as exc:  # a bug applying it must not leave the instant unsettled
+            self._caught(f"applying the answer to {p.msg.message_id}", exc)
+        self._next_from_cap()
+        self._poke()
+
+    def _next_from_cap(self) -> None:
+        """Start attempts held by the cap on attempts on the wire, first come first started."""
+        wait = self._cap_wait
+        while wait and self._wire < self._cap:
+            msg = wait.popleft()
+            if msg.state in FINAL_STATES:
+                self._flows.done(msg)  # cancelled while held: its flow-control slot is free again
+                continue
+            self._send(msg, True)
+
+    def _landed(self, p: Prepared, outcome: Outcome) -> None:
+        """An answer arrived: record it (inbox), then apply it, or, when the virtual destination takes
+        virtual time to answer, finish the attempt that much later on the virtual clock."""
+        self._rules.record(p.delivery, outcome)
+        if outcome.virtual and outcome.duration_ms > 0:
+            seq = self._push(self.now + outcome.duration_ms, Event(COMPLETE, msg=p.msg, outcome=outcome))
+            self._armed[(p.msg.account, p.msg.message_id)] = seq
+        else:
+            self._apply(p.msg, outcome)
 
     async def _safe_send(self, p: Prepared) -> Outcome:
         try:
@@ -295,34 +416,34 @@ class Engine(Scheduler):
     # ----------------------------------------------------------------------------------------------
     # attempts
 
-    def _prepare(self, msg: Message) -> Prepared | None:
-        if msg.state in FINAL_STATES:
-            return None
-        if msg.queue_name:
-            queue = self.world.accounts.get(msg.account).queues.get(msg.queue_name)
-            if queue is not None and queue.paused:
-                # A paused queue starts nothing, retries included; resume releases it.
-                self._parked.setdefault((msg.account, msg.queue_name), []).append(msg)
-                return None
+    def _prepare(self, msg: Message, real: bool) -> Prepared:
         now = self.now
-        sign = self.sign_clock
-        if isinstance(sign, Clock):
-            sign_now = sign.now_ms()
-        elif sign == "process" and self._real_url(msg.url):
+        if self._sign_with is not None:
+            sign_now = self._sign_with.now_ms()
+        elif self._sign_process and real:
             sign_now = time.time_ns() // 1_000_000
         else:
             sign_now = now
+        if self.before_attempt is not None:
+            self.before_attempt(msg)
         return self._rules.start(msg, now, sign_now)
 
     def _apply(self, msg: Message, outcome: Outcome) -> None:
         """Apply one outcome. Whatever the destination answered, the message ends delivered, retrying,
-        failed (in the DLQ) or cancelled: an error while applying it (a bug) fails the attempt instead."""
+        failed (in the DLQ) or cancelled: an error while applying it (a bug) fails the attempt instead.
+
+        The attempt's journal line carries ``startStep``/``endStep`` (one counter of starts and ends, so
+        a sweep over them gives what was in flight at once, also within one virtual instant), ``startedMs``,
+        and its ``flowControlKey`` and ``queue`` when it has them."""
+        if msg.flow_control is not None:
+            self._flows.done(msg)  # its slot frees first: waiters start at this instant
+        extra = self._attempt_detail(msg)
         try:
-            verdict = self._rules.apply(msg, outcome, self.now)
+            verdict = self._rules.apply(msg, outcome, self.now, extra)
         except Exception as exc:
             self._caught(f"applying the answer to {msg.message_id}", exc)
             verdict = self._rules.apply(
-                msg, Outcome(status=None, error=f"internal error: {type(exc).__name__}"), self.now
+                msg, Outcome(status=None, error=f"internal error: {type(exc).__name__}"), self.now, extra
             )
         if verdict is Verdict.RETRY:
             assert msg.next_delivery_ms is not None
@@ -334,6 +455,39 @@ class Engine(Scheduler):
                 self.on_attempt(msg, outcome, verdict is Verdict.FAILED)
             except Exception as exc:  # a bug there must not undo what the attempt did
                 self._caught(f"the callbacks of {msg.message_id}", exc)
+
+    def _attempt_detail(self, msg: Message) -> dict[str, object]:
+        started = self._started.pop((msg.account, msg.message_id), None)
+        self._step += 1
+        extra: dict[str, object] = {"endStep": self._step}
+        if started is not None:
+            extra["startStep"], extra["startedMs"] = started
+        if msg.flow_control is not None:
+            extra["flowControlKey"] = msg.flow_control.key
+        if msg.queue_name:
+            extra["queue"] = msg.queue_name
+        return extra
+
+    def _release_flow(self, msg: Message) -> None:
+        """Its flow-control key released ``msg`` (slot taken): attempt it now, past the gate."""
+        self._admitted.add((msg.account, msg.message_id))
+        self._arm(msg, self.now)
+
+    @property
+    def _cap(self) -> float:
+        """The cap on attempts on real sockets at once (``Limits.in_flight``; 0 counts as 1)."""
+        cap = self.world.limits.in_flight
+        return math.inf if cap is None else max(1, cap)
+
+    @property
+    def wire_count(self) -> int:
+        """Attempts on real sockets now."""
+        return self._wire
+
+    @property
+    def flows(self) -> FlowGates:
+        """The flow-control gates (what ``/v2/flowControl/...`` acts on)."""
+        return self._flows
 
     def _finalize(self, acct: Account, msg: Message) -> None:
         """A message reached a final state: free its queue slot, update its schedule's states, and keep the

@@ -20,7 +20,7 @@ MAX_ADVANCE_EVENTS = 500_000  # about 15 s of work on one core: an advance must 
 # this is what sets a request's latency during a long advance: 100 events (a few ms) keep it in the tens
 # of ms; a yield costs a few microseconds.
 YIELD_EVERY = 100
-SEND_CHUNK = 1_000  # attempts due at one instant sent (concurrently) together, at most
+SEND_CHUNK = 1_000  # kept for compatibility: the cap on attempts on the wire is Limits.in_flight now
 
 
 SignClock = Literal["process", "virtual"] | Clock

@@ -24,6 +24,7 @@ import heapq
 import logging
 from collections.abc import Callable, MutableSequence
 from datetime import timedelta
+from typing import Any
 
 from qstash_sim.base.clock import MAX_TIME_MS, Clock, VirtualClock
 from qstash_sim.base.durations import to_ms
@@ -56,7 +57,8 @@ class Scheduler:
         self._lock = asyncio.Lock()
         self._wake: asyncio.Event | None = None
         self._runner: asyncio.Task[None] | None = None
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight: set[asyncio.Task[Any]] = set()  # attempts on the wire (real sockets)
+        self._stir: asyncio.Event | None = None  # set when an attempt lands or an event is pushed
         self._closed = False
         self._events_run = 0  # live events run since start: what max_advance_events counts
         self._yielded_at = 0  # _events_run at the last yield to the event loop
@@ -226,6 +228,8 @@ class Scheduler:
     def _poke(self) -> None:
         if self._wake is not None:
             self._wake.set()
+        if self._stir is not None:
+            self._stir.set()
 
     def _virtual_clock(self, what: str) -> VirtualClock:
         clock = self.world.clock
@@ -241,7 +245,7 @@ class Scheduler:
             wake.clear()
             try:
                 async with self._lock:
-                    await self._drain_now(spawn=real)
+                    await self._drain_now(wait=not real)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # never let one bad event kill the runner; keep it for tests
@@ -250,18 +254,26 @@ class Scheduler:
             await self.world.clock.wait_until(self.next_due_ms if real else None, wake)
 
     async def _join_inflight(self) -> None:
+        # asyncio.wait, not gather: a caller that stops waiting (cancelled) leaves the attempts on the wire.
         while self._inflight:
-            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+            await asyncio.wait(list(self._inflight))
 
-    async def _drain_now(self, *, spawn: bool = False) -> None:
+    async def _drain_now(self, *, wait: bool = True) -> None:
         """Pop and run every event due at or before now, batch by batch, until none is due now.
 
-        Yields to the event loop every :data:`YIELD_EVERY` events (popping a huge batch included); events
-        a request adds meanwhile sort after the ones already due, so the order is the same.
+        With ``wait`` (a virtual clock), it also waits for every attempt on the wire to land (what they
+        make due now runs too): an instant is over only when nothing started at it is still in flight,
+        so the clock never passes an answer that has not arrived. Attempts on the wire run concurrently;
+        a slow one holds back nothing but the end of the instant. Yields to the event loop every
+        :data:`YIELD_EVERY` events (popping a huge batch included); events a request adds meanwhile sort
+        after the ones already due, so the order is the same.
         """
         heap = self._heap
         epoch = self._epoch
         while True:
+            if self._stir is None:
+                self._stir = asyncio.Event()
+            self._stir.clear()
             now = self.now
             batch: list[tuple[int, Event]] = []
             while heap and heap[0][0] <= now:
@@ -273,14 +285,13 @@ class Scheduler:
                         if epoch != self._epoch:  # reset() meanwhile: these events belong to the old world
                             return
             if not batch:
-                return
-            if spawn:
-                # Real clock: do not let one slow destination hold back everything else.
-                task = asyncio.get_running_loop().create_task(self._guarded(batch))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
-            else:
-                await self._run_batch(batch)
+                if not (wait and self._inflight):
+                    return
+                await self._stir.wait()  # an attempt landed (or someone pushed an event)
+                if epoch != self._epoch:
+                    return
+                continue
+            await self._run_batch(batch)
             await self._maybe_yield()
             if epoch != self._epoch:
                 return
@@ -290,13 +301,6 @@ class Scheduler:
         if self._events_run - self._yielded_at >= YIELD_EVERY:
             self._yielded_at = self._events_run
             await asyncio.sleep(0)
-
-    async def _guarded(self, batch: list[tuple[int, Event]]) -> None:
-        try:
-            await self._run_batch(batch)
-        except Exception as exc:  # a spawned batch has nobody to raise to: keep it for tests
-            log.exception("engine batch error")
-            self.errors.append(exc)
 
     def _caught(self, what: str, exc: Exception) -> None:
         log.error("engine error while %s: %s: %s", what, type(exc).__name__, exc)

@@ -28,13 +28,28 @@ _HEADER_B64 = base64.urlsafe_b64encode(
 ).rstrip(b"=")
 
 
+_json_str = json.encoder.encode_basestring_ascii  # json.dumps's own (C) escaper
+
+
 def _b64url(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
+_HASHES: dict[bytes, str] = {}  # small bodies' hashes (retries and schedules sign the same body again)
+_HASHES_MAX, _HASHED_BODY_MAX = 1024, 4096
+
+
 def body_hash(body: bytes) -> str:
     """``body_hash(b"")`` -> ``"47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU="`` (padding kept)."""
-    return base64.urlsafe_b64encode(hashlib.sha256(body).digest()).decode()
+    small = len(body) <= _HASHED_BODY_MAX
+    if small and (hit := _HASHES.get(body)) is not None:
+        return hit
+    digest = base64.urlsafe_b64encode(hashlib.sha256(body).digest()).decode()
+    if small:
+        if len(_HASHES) >= _HASHES_MAX:
+            _HASHES.clear()
+        _HASHES[body] = digest
+    return digest
 
 
 def sign(keys_current: str, url: str, body: bytes, now_ms: int, jti: str) -> str:
@@ -43,18 +58,14 @@ def sign(keys_current: str, url: str, body: bytes, now_ms: int, jti: str) -> str
     ``sign("sig_...", "https://example.com/api", b"{}", 1767225600000, "jwt_abc")`` -> ``"eyJhbGciOi..."``
     """
     now_s = now_ms // 1000
-    claims = {
-        "iss": "Upstash",
-        "sub": url,
-        "exp": now_s + TOKEN_LIFETIME_S,
-        "nbf": NOT_BEFORE,
-        "iat": now_s,
-        "jti": jti,
-        "body": body_hash(body),
-    }
-    payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
-    signing_input = _HEADER_B64 + b"." + payload
-    mac = hmac.new(keys_current.encode("utf-8"), signing_input, hashlib.sha256).digest()
+    # Byte for byte what json.dumps(claims, separators=(",", ":")) gives, built directly (signing is on
+    # every attempt's path): the strings are JSON-escaped as json.dumps escapes them (ASCII only).
+    claims = (
+        f'{{"iss":"Upstash","sub":{_json_str(url)},"exp":{now_s + TOKEN_LIFETIME_S},"nbf":{NOT_BEFORE},'
+        f'"iat":{now_s},"jti":{_json_str(jti)},"body":"{body_hash(body)}"}}'
+    )
+    signing_input = _HEADER_B64 + b"." + _b64url(claims.encode("ascii"))
+    mac = hmac.digest(keys_current.encode("utf-8"), signing_input, "sha256")
     return (signing_input + b"." + _b64url(mac)).decode("ascii")
 
 

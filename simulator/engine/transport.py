@@ -49,6 +49,7 @@ __all__ = [
 
 MAX_RESPONSE_BODY = 1024 * 1024  # 1 MiB of a destination's answer is kept (DLQ/callbacks show it)
 DEFAULT_REAL_TIMEOUT_CAP_MS: int | None = None  # no cap of its own: the attempt's timeout decides
+_MEMO_SIZE = 4096  # URLs whose routing (by host) is remembered; cleared when full or when the allow list changes
 
 
 @dataclass(slots=True, frozen=True)
@@ -137,11 +138,20 @@ class VirtualTransport:
 
     def __init__(self, responder: Responder | None = None, *, keep: int = 10_000) -> None:
         self.responder: Responder | None = responder
-        self.requests: list[OutboundRequest] = []  # the last ``keep`` requests, for tests of the transport
+        self._recorded: list[OutboundRequest] = []  # up to 2 x keep: trimmed in bulk (O(1) per request)
         self._keep = keep
+
+    @property
+    def requests(self) -> list[OutboundRequest]:
+        """The last ``keep`` requests, oldest first, for tests of the transport (a copy)."""
+        return self._recorded[-self._keep :] if self._keep else []
 
     async def send(self, req: OutboundRequest, timeout_ms: int) -> Outcome:
         """Answer ``req`` from the script (or 200 ``{}``), with ``virtual=True``."""
+        return self.answer(req, timeout_ms)
+
+    def answer(self, req: OutboundRequest, timeout_ms: int) -> Outcome:
+        """:meth:`send` without the coroutine (the engine's inline path for virtual destinations)."""
         self.record(req)
         scripted = self.responder(req) if self.responder is not None else None
         if scripted is None:
@@ -151,13 +161,14 @@ class VirtualTransport:
     def record(self, req: OutboundRequest) -> None:
         """Keep ``req`` in ``requests`` (bounded by ``keep``), as :meth:`send` does."""
         if self._keep:
-            self.requests.append(req)
-            if len(self.requests) > self._keep:
-                del self.requests[: len(self.requests) - self._keep]
+            rec = self._recorded
+            rec.append(req)
+            if len(rec) > 2 * self._keep:
+                del rec[: len(rec) - self._keep]
 
     def clear_recorded(self) -> None:
         """Forget the recorded requests (the script stays)."""
-        self.requests.clear()
+        self._recorded.clear()
 
 
 def scripted_answer(scripted: Outcome, timeout_ms: int) -> Outcome:
@@ -183,13 +194,17 @@ def scripted_answer(scripted: Outcome, timeout_ms: int) -> Outcome:
 
 
 class RealTransport:
-    """Real HTTP with one pooled ``aiohttp.ClientSession``, created lazily in the running loop."""
+    """Real HTTP with one pooled ``aiohttp.ClientSession``, created lazily in the running loop.
+
+    ``pool_size`` caps its connections (0, the default: no cap of its own; the engine's ``Limits.in_flight``
+    bounds the attempts on the wire, and a request waiting for a pooled connection would spend its timeout
+    waiting)."""
 
     def __init__(
         self,
         *,
         max_body: int = MAX_RESPONSE_BODY,
-        pool_size: int = 100,
+        pool_size: int = 0,
         timeout_cap_ms: int | None = DEFAULT_REAL_TIMEOUT_CAP_MS,
     ) -> None:
         self.timeout_cap_ms = timeout_cap_ms
@@ -360,18 +375,39 @@ class RoutingTransport:
         self.real = real
         self.virtual = virtual
         self.allow: list[str] = []
+        self._memo: dict[str, bool] = {}  # url -> what its host says (parsing one costs ~15 us)
         self.set_allow(allow)
-        self.loopback = loopback
+        self._loopback = loopback
         self.real_timeout_cap_ms = real_timeout_cap_ms
+
+    @property
+    def loopback(self) -> bool:
+        """Whether loopback hosts are delivered for real (the default)."""
+        return self._loopback
+
+    @loopback.setter
+    def loopback(self, value: bool) -> None:
+        self._loopback = value
+        self._memo.clear()
 
     def set_allow(self, allow: Iterable[str]) -> None:
         """Replace the patterns of hosts delivered for real (``--deliver-to``)."""
         self.allow = [_normalise_pattern(p) for p in allow]
+        self._memo.clear()
 
     def is_real(self, url: str) -> bool:
         """Whether ``url`` would be sent over a real socket."""
         if self.force_virtual is not None and self.force_virtual(url):
             return False
+        hit = self._memo.get(url)
+        if hit is None:
+            hit = self._host_is_real(url)
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            self._memo[url] = hit
+        return hit
+
+    def _host_is_real(self, url: str) -> bool:
         try:
             parts = urlsplit(url)
             host = parts.hostname
@@ -380,7 +416,7 @@ class RoutingTransport:
             return False
         if parts.scheme not in ("http", "https") or not host:
             return False
-        if self.loopback and is_loopback_host(host):
+        if self._loopback and is_loopback_host(host):
             return True
         if port is None:
             port = 443 if parts.scheme == "https" else 80
@@ -403,6 +439,14 @@ class RoutingTransport:
                 record(req)
             return scripted_answer(diverted, timeout_ms)
         return await self.virtual.send(req, timeout_ms)
+
+    def answer_virtual(self, req: OutboundRequest, timeout_ms: int) -> Outcome | None:
+        """What :meth:`send` answers for a URL that :meth:`is_real` says is not real, synchronously, when the
+        virtual transport can answer so (``None``: await :meth:`send` instead)."""
+        if self.own_ports and is_own_address(req.url, self.own_ports):
+            return Outcome(status=None, error="refused: the destination is the simulator's own address")
+        answer = getattr(self.virtual, "answer", None)
+        return answer(req, timeout_ms) if callable(answer) else None
 
     async def close(self) -> None:
         """Close both transports when they can be closed."""

@@ -110,6 +110,36 @@ async def http_errors_as_json(
         )
 
 
+async def _send_stream(request: web.Request, response: Response, stopping: asyncio.Event) -> web.StreamResponse:
+    """Send ``response.stream`` chunk by chunk until it ends, the client leaves or the server stops."""
+    assert response.stream is not None
+    out = web.StreamResponse(status=response.status, headers=response.headers)
+    chunks = response.stream
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        await out.prepare(request)
+        while not stopping.is_set():
+            nxt = asyncio.ensure_future(anext(chunks))
+            await asyncio.wait((nxt, stop), return_when=asyncio.FIRST_COMPLETED)
+            if not nxt.done():
+                nxt.cancel()
+                await asyncio.gather(nxt, return_exceptions=True)  # let the generator see it before aclose
+                break
+            try:
+                chunk = nxt.result()
+            except StopAsyncIteration:
+                break
+            await out.write(chunk)
+    except (ConnectionError, RuntimeError):  # the client went away (aiohttp raises either)
+        pass
+    finally:
+        stop.cancel()
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    return out
+
+
 APP_SIM: web.AppKey[Simulator] = web.AppKey("sim", Simulator)
 APP_DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher", Dispatcher)
 APP_FAULTS: web.AppKey[FaultRunner] = web.AppKey("faults", FaultRunner)
@@ -134,6 +164,7 @@ def build_app(
     dispatcher = Dispatcher(sim, surfaces, max_body=max_body, read_timeout=read_timeout, strict=strict)
     sim.scenarios.use_contract(dispatcher.fault_statuses())
     faults = FaultRunner()
+    stopping = asyncio.Event()  # set when the server stops: open streams end at once
 
     async def handle(request: web.Request) -> web.StreamResponse:
         inbound = InboundRequest(
@@ -147,8 +178,14 @@ def build_app(
             read_body=_body_reader(request),
         )
         response = await dispatcher.dispatch(inbound)
+        if response.stream is not None:
+            return await _send_stream(request, response, stopping)
+        typed = any(k.lower() == "content-type" for k in response.headers)
         out = web.Response(
-            body=response.body, status=response.status, headers=response.headers or None, content_type=_JSON
+            body=response.body,
+            status=response.status,
+            headers=response.headers or None,
+            content_type=None if typed else _JSON,
         )
         if response.fault is not None:
             return await faults.apply(request, response, out)
@@ -170,6 +207,10 @@ def build_app(
     async def _stop(_: web.Application) -> None:
         await sim.close()
 
+    async def _shutdown(_: web.Application) -> None:
+        stopping.set()
+
     app.on_startup.append(_start)
+    app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_stop)
     return app

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -48,6 +48,7 @@ class Response:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     fault: Fired | None = None
+    stream: AsyncIterator[bytes] | None = None  # sent after the head, chunk by chunk (server-sent events)
 
 
 def render(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -157,7 +158,12 @@ class Dispatcher:
         entry.operation = op.operation_id
         body = await self._read_body(request)
         validated = op.validate_request(
-            request.headers, request.query, params, body, request.headers.get("Content-Type")
+            request.headers,
+            request.query,
+            params,
+            body,
+            request.headers.get("Content-Type"),
+            raw_query=request.raw_path.partition("?")[2],
         )
         caller = surface.authenticate(request, self.sim)
         caller.request_id = entry.request_id
@@ -197,7 +203,10 @@ class Dispatcher:
         if fault is not None and fault.kind is FiredKind.PASS and fault.headers:
             reply.headers.update(fault.headers)
         entry.status = reply.status
-        response = render(reply.body, reply.status, reply.headers)
+        if isinstance(reply.body, bytes):  # sent as it is (its Content-Type in the headers)
+            response = Response(reply.status, reply.body, dict(reply.headers), stream=reply.stream)
+        else:
+            response = render(reply.body, reply.status, reply.headers)
         response.fault = fault
         return ctx, response
 

@@ -21,7 +21,7 @@ parsed JSON body) and call one method of the simulator.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +63,11 @@ class InboundRequest:
 
 @dataclass(slots=True)
 class Reply:
-    """A handler's (or a hook's) answer: a JSON-able body, a status, extra headers, and billing facts."""
+    """A handler's (or a hook's) answer: a JSON-able body, a status, extra headers, and billing facts.
+
+    A ``bytes`` body is sent as it is, with the ``Content-Type`` of ``headers`` (the dashboard's files);
+    ``stream``, when set, is sent after the head, chunk by chunk, until it ends or the server stops
+    (server-sent events)."""
 
     body: Any
     status: int = 200
@@ -71,6 +75,7 @@ class Reply:
     message_ids: list[str] = field(default_factory=list)
     quantity: int = 1  # billing units for ``x-billing: per: item``
     fault: Fired | None = None  # a fault the server carries out while answering (drop, reset, latency...)
+    stream: AsyncIterator[bytes] | None = None  # chunks sent after the head (then ``body`` is ignored)
 
 
 @dataclass(slots=True)

@@ -3,20 +3,15 @@ state behind ``/v1/qstash`` and ``/v2``, and ``serve --surface`` / ``--token``."
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+import serve_proc
 from conftest import Client, Receiver, Served
 from qstash_sim.api import default_surfaces
 from qstash_sim.server import ServerThread
 from qstash_sim.simulator import Simulator
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -114,45 +109,14 @@ def test_a_surface_that_is_off_says_how_to_turn_it_on(only_sapiom: Client) -> No
 
 
 def test_serve_with_token_and_surface_options() -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qstash_sim",
-            "serve",
-            "--port",
-            "0",
-            "--clock",
-            "virtual",
-            "--log-level",
-            "error",
-            "--token",
-            "tok_cli=carol",
-            "--surface",
-            "qstash",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        banner = proc.stdout.readline()
-        m = re.search(r"running at http://127\.0\.0\.1:(\d+)", banner)
-        assert m is not None, banner
-        c = Client("127.0.0.1", int(m.group(1)))
+    with serve_proc.serve("--log-level", "error", "--token", "tok_cli=carol", "--surface", "qstash") as server:
+        c = Client("127.0.0.1", server.port)
         assert c.get("/v2/queues", headers={"Authorization": "Bearer tok_cli"}).json == []
         assert c.get("/v2/queues", headers={"Authorization": "Bearer nope"}).status == 401
         r = c.post("/v1/qstash/publish/https://example.com/x", body=b"x")
         assert r.status == 404 and "--surface sapiom" in r.error
         assert c.get("/_sim/signing-keys?account=carol").status == 200
         c.close()
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        proc.stdout.close()  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("argv", [["--surface", "grpc"], ["--token", ""], ["--token", "t" * 1025]])

@@ -107,3 +107,17 @@ def test_cursor_pages_through_every_event_once(served: Served, client: Client, r
 def test_bad_queries_are_400s(client: Client, query: str, message: str) -> None:
     r = client.get(f"/v2/events{query}", headers=H)
     assert r.status == 400 and message in r.error, r.error
+
+
+@pytest.mark.parametrize("query", ["?queueName=", "?callerIp=", "?queueName=,"])
+def test_an_empty_filter_value_is_refused_not_read_as_no_filter(client: Client, query: str) -> None:
+    r = client.get(f"/v2/events{query}", headers=H)
+    assert r.status == 400 and query[1:].split("=")[0] in r.json["error"]
+
+
+def test_a_comma_separated_filter_splits_on_literal_commas_only(client: Client) -> None:
+    # five labels, one of them holding an encoded comma: within the 5-item limit
+    r = client.get("/v2/events?label=a%2Cb,c,d,e,f", headers=H)
+    assert r.status == 200, r.body
+    r = client.get("/v2/events?label=a,b,c,d,e,f", headers=H)
+    assert r.status == 400 and "at most 5" in r.json["error"]

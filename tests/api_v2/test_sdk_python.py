@@ -346,11 +346,11 @@ def test_flow_control(served: Served, qstash: QStash) -> None:
         0,
     )
     g = qstash.flow_control.get_global_parallelism()
-    assert (g.parallelism_max, g.parallelism_count) == (0, 0)
+    assert (g.parallelism_max, g.parallelism_count) == (100, 0)  # the simulator's cap on real attempts
     with pytest.raises(QStashError, match="404"):
         qstash.flow_control.get("unknown")
-    with pytest.raises(QStashError, match="not simulated yet"):
-        qstash.flow_control.pause("fk")  # the flow-control writes are not simulated
+    qstash.flow_control.pause("fk")  # the writes: tests/api_v2/test_flow_control_sdk.py
+    assert qstash.flow_control.get("fk").is_paused
 
 
 def test_errors_come_back_as_the_sdk_expects(served: Served, receiver: Sink) -> None:

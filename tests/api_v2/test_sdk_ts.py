@@ -22,6 +22,8 @@ Needs ``node`` (skipped without it) and ``tests/e2e/node_modules`` (``make e2e-d
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -509,7 +511,10 @@ def test_upstash_workflow_with_qstash_dev_true_triggers_through_qstash_sim_dev(
     assert out["result"]["workflowRunId"].startswith("wfr_") and out["guard"] == []  # nothing downloaded
     dev.settle()
     (d,) = delivered(dest, "/workflow")
-    assert d.json == {"step": 0} and d.header("Upstash-Region") == "EU-CENTRAL-1"
+    (initial,) = d.json  # a workflow run's delivery: its RawStep[] log, entry 0 the initial body (base64)
+    assert json.loads(base64.b64decode(initial["body"])) == {"step": 0}
+    assert d.header("Upstash-Workflow-RunId") == out["result"]["workflowRunId"]
+    assert d.header("Upstash-Region") == "EU-CENTRAL-1"
     status, page = dev.http("GET", "/_sim/journal?kind=request")
     ops = [e.get("operation") for e in page["entries"]]
     assert ops[:2] == ["qstash.getSigningKeys", "qstash.batch"], ops  # the probe, then the run's first step

@@ -49,7 +49,6 @@ import asyncio
 import json
 import os
 import re
-import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -66,6 +65,7 @@ from hostile_sinks import (
     HostileSink,
 )
 
+import serve_proc
 from qstash_sim.contract.router import Contract
 from qstash_sim.engine.retry import default_backoff_ms
 from qstash_sim.scenarios.runtime import shipped_scenarios
@@ -193,18 +193,7 @@ class _SinkProtocol(asyncio.Protocol):
 
 async def _start_server(log: Any) -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "qstash_sim",
-        "serve",
-        "--port",
-        "0",
-        "--clock",
-        "virtual",
-        "--seed",
-        str(SEED),
-        "--log-level",
-        "warning",
+        *serve_proc.command("--seed", str(SEED), "--log-level", "warning"),
         cwd=ROOT,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -212,11 +201,11 @@ async def _start_server(log: Any) -> tuple[asyncio.subprocess.Process, str]:
     )
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-    m = re.search(r"running at (http://127\.0\.0\.1:\d+)", line)
-    if m is None:
+    try:
+        return proc, serve_proc.address(line)
+    except AssertionError:
         proc.kill()
-        raise AssertionError(f"the server did not start: {line!r}")
-    return proc, m.group(1)
+        raise
 
 
 async def _stop_server(proc: asyncio.subprocess.Process) -> None:

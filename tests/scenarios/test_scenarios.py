@@ -853,6 +853,7 @@ def test_library_ships_every_file_through_the_package() -> None:
         "dropped-connections-10pct",
         "readme-example",
         "lossy-network",
+        "flow-control-burst",
     }
     for name, path in shipped.items():
         assert path.read_text().startswith("# "), f"{name} needs a top comment saying what it does"

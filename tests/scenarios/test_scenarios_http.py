@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+import serve_proc
 from conftest import Answer, Client, Receiver, Served
 from qstash_sim.base.clock import DEFAULT_START_MS
 from qstash_sim.http.aiohttp_app import APP_DISPATCHER, APP_FAULTS
@@ -570,32 +571,10 @@ def test_serve_with_a_bad_scenario_exits_2_with_file_line(tmp_path: Path) -> Non
 def test_serve_with_scenarios_answers_faults_and_takes_the_scenario_seed(tmp_path: Path) -> None:
     seeded = tmp_path / "seeded.yaml"
     seeded.write_text("name: seeded\nseed: 42\n")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qstash_sim",
-            "serve",
-            "--port",
-            "0",
-            "--clock",
-            "virtual",
-            "--log-level",
-            "warning",
-            "--scenario",
-            "gateway-outage-5m",
-            "--scenario",
-            str(seeded),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        banner = proc.stdout.readline()
-        port = int(banner.split("http://127.0.0.1:")[1].split()[0])
-        client = Client("127.0.0.1", port)
+    with serve_proc.serve(
+        "--log-level", "warning", "--scenario", "gateway-outage-5m", "--scenario", str(seeded)
+    ) as server:
+        client = Client("127.0.0.1", server.port)
         assert client.get("/_sim/health").json["seed"] == 42
         assert client.get(f"{P}/queues").status == 503
         assert client.post("/_sim/reset", json_body={}).status == 200
@@ -604,12 +583,6 @@ def test_serve_with_scenarios_answers_faults_and_takes_the_scenario_seed(tmp_pat
         client.post("/_sim/clock/advance", json_body={"by": "5m"})
         assert client.get(f"{P}/queues").status == 200
         client.close()
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        assert proc.stderr is not None
-        proc.stderr.close()
-        proc.stdout.close() if proc.stdout else None
 
 
 def test_x402_resource_is_the_url_the_client_called(served: Served, client: Client) -> None:
@@ -617,3 +590,17 @@ def test_x402_resource_is_the_url_the_client_called(served: Served, client: Clie
     r = client.post(f"{P}/publish/{VIRTUAL_DEST}?a=1", body=b"x")
     resource = r.json["accepts"][0]["resource"]
     assert resource == f"http://127.0.0.1:{served.server.port}{P}/publish/{VIRTUAL_DEST}?a=1"
+
+
+def test_flow_control_burst_slows_its_workers(served: Served, client: Client) -> None:
+    """The shipped ``"flow-control-burst"``: its workers answer 200 after 2 s of virtual time (the burst of
+    1,000 end to end: tests/scenarios/test_flow_control_burst.py)."""
+    load_shipped(client, "flow-control-burst")
+    h = {"Authorization": "Bearer b"}
+    mid = client.post("/v2/publish/https://burst.example/job/1", body=b"x", headers=h).json["messageId"]
+    served.advance("1999ms")
+    assert client.get(f"/v2/messages/{mid}", headers=h).status == 200  # still on the wire (virtual time)
+    served.advance("1ms")
+    assert client.get(f"/v2/messages/{mid}", headers=h).status == 404  # delivered: QStash forgets it
+    [d] = client.get("/_sim/deliveries").json["deliveries"]
+    assert d["status"] == 200 and d["url"] == "https://burst.example/job/1"

@@ -116,6 +116,7 @@ async def health(ctx: Ctx) -> Reply:
                 "dedupPerAccount": lim.dedup_per_account,
                 "accounts": lim.accounts,
                 "ledger": lim.ledger,
+                "inFlight": lim.in_flight,
             },
             "evicted": {
                 "journal": ev["journal"],

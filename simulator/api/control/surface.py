@@ -41,12 +41,18 @@ def control_surface(spec: Mapping[str, Any], *, token: str | None = None) -> Sur
     return Surface(
         "control",
         mount=(MOUNT,),
-        contract=Contract.from_spec(spec, check=False, prefix=MOUNT),
+        contract=Contract.from_spec(_own(spec), check=False, prefix=MOUNT),
         handlers=HANDLERS,
         authenticate=authenticate,
         accounts=False,
         description="the simulator's control plane",
     )
+
+
+def _own(spec: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``spec`` without the ``/_sim`` paths another surface serves (``x-surface``: the dashboard's)."""
+    paths = {p: item for p, item in spec["paths"].items() if item.get("x-surface", "control") == "control"}
+    return {**spec, "paths": paths}
 
 
 def _carries(request: InboundRequest, token: str) -> bool:

@@ -21,6 +21,7 @@ LINKS = {
     "state": "/_sim/state",
     "journal": "/_sim/journal",
     "deliveries": "/_sim/deliveries",
+    "ui": "/_sim/ui",
 }
 
 

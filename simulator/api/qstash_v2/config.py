@@ -14,13 +14,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import unquote
 
 from qstash_sim.contract.operation import Operation
 from qstash_sim.domain.commands import PublishCommand, ScheduleCommand
 from qstash_sim.engine.cron import check_cron
 from qstash_sim.errors import BadRequest
 from qstash_sim.http.headers import QSTASH, check_name, parse_destination, parse_settings
+from qstash_sim.http.query_config import check_config, merge_config, split_config
 from qstash_sim.http.surface import Ctx
 
 __all__ = [
@@ -65,42 +66,10 @@ def _group_or_url(dest: str, where: str) -> tuple[str | None, str | None]:
 def target(ctx: Ctx, raw: str) -> Target:
     """The destination of a publish, enqueue or schedule from the raw greedy path value, its configuration
     pairs taken out of the query string and checked against the operation's header schemas."""
-    if not _SCHEME_RE.match(raw) and _SCHEME_RE.match(unquote(raw)):
-        raw = unquote(raw)  # a percent-encoded URL: its query string is encoded too
-    base, q, query = raw.partition("?")
-    config: dict[str, str] = {}
-    kept: list[str] = []
-    for pair in query.split("&") if q else ():
-        name_raw, _, value = pair.partition("=")
-        name = unquote_plus(name_raw)
-        low = name.lower()
-        if low == "qstash_token":
-            continue
-        if low.startswith("upstash-"):
-            if not any(k.lower() == low for k in config):  # the first of a repeated pair wins
-                config[name] = unquote_plus(value)
-        else:
-            kept.append(pair)
-    dest = base + ("?" + "&".join(kept) if kept else "")
+    dest, config = split_config(raw, drop=("qstash_token",))
     url, group = _group_or_url(dest, "path destination")
-    _check_config(ctx, ctx.op, config)
+    check_config(ctx.op, config, strict=ctx.sim.strict, warn=ctx.warn, check=_check_url)
     return Target(url, group, config)
-
-
-def _check_config(ctx: Ctx, op: Operation, config: Mapping[str, str]) -> None:
-    for name, value in config.items():
-        p = op.header_params.get(name.lower())
-        if p is not None:
-            try:
-                p.parse(value)
-            except BadRequest as exc:
-                raise BadRequest(exc.message.replace(p.label, f"query {name}", 1)) from None
-        _check_url(name, value, f"query {name}")
-        for unknown, hint in op.unknown_upstash_headers([name]):
-            suggestion = f"; did you mean {hint.lower()}?" if hint else ""
-            if ctx.sim.strict:
-                raise BadRequest(f"query {unknown}: unknown Upstash setting{suggestion}")
-            ctx.warn(f"unknown query parameter {unknown}{suggestion} (QStash ignores it)")
 
 
 def url_at(value: str, where: str) -> str:
@@ -128,17 +97,7 @@ def _flow_needs_key(headers: dict[str, str], ctx: Ctx, where: str) -> None:
 
 def merged_headers(ctx: Ctx, config: Mapping[str, str] | None = None) -> dict[str, str]:
     """The request's headers (first of each name), then the query's ``upstash-*`` pairs they lack."""
-    out: dict[str, str] = {}
-    seen: set[str] = set()
-    for name, value in ctx.headers.items():
-        low = name.lower()
-        if low not in seen:
-            seen.add(low)
-            out[name] = value
-    for name, value in (config or {}).items():
-        if name.lower() not in seen:
-            seen.add(name.lower())
-            out[name] = value
+    out = merge_config(ctx.headers, config)
     for name, value in out.items():
         _check_url(name, value, f"header {name}")
     _flow_needs_key(out, ctx, "header")

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from qstash_sim.api.qstash_v2 import dlq, keys, logs, messages, publish, queues, schedules, topics
+from qstash_sim.api.qstash_v2 import (
+    dlq,
+    keys,
+    logs,
+    messages,
+    publish,
+    queues,
+    schedules,
+    topics,
+    workflow,
+    workflow_wait,
+)
 from qstash_sim.http.surface import Handler
 
 HANDLERS: dict[str, Handler] = {
-    "qstash.publish": publish.publish,
+    "qstash.publish": workflow.publish,  # plain messages: publish.publish
     "qstash.enqueue": publish.enqueue,
-    "qstash.batch": publish.batch,
+    "qstash.batch": workflow.batch,  # plain batches: publish.batch
     "qstash.getMessage": messages.get_message,
     "qstash.cancelMessage": messages.cancel_message,
     "qstash.cancelMessages": messages.cancel_messages,
@@ -44,4 +55,23 @@ HANDLERS: dict[str, Handler] = {
     "qstash.listFlowControlKeys": keys.list_flow_control_keys,
     "qstash.getFlowControlKey": keys.get_flow_control_key,
     "qstash.getGlobalParallelism": keys.get_global_parallelism,
+    "qstash.pauseFlowControlKey": keys.pause_flow_control_key,
+    "qstash.resumeFlowControlKey": keys.resume_flow_control_key,
+    "qstash.pinFlowControlKey": keys.pin_flow_control_key,
+    "qstash.unpinFlowControlKey": keys.unpin_flow_control_key,
+    "qstash.resetFlowControlRate": keys.reset_flow_control_rate,
+    "qstash.workflowGetRun": workflow.get_run,
+    "qstash.workflowEndRun": workflow.end_run,
+    "qstash.workflowCancelRuns": workflow.cancel_runs,
+    "qstash.workflowLogs": workflow.logs,
+    "qstash.workflowLogsAlias": workflow.logs,
+    "qstash.workflowWait": workflow_wait.wait,
+    "qstash.workflowNotify": workflow_wait.notify,
+    "qstash.workflowNotifyRun": workflow_wait.notify_run,
+    "qstash.workflowGetWaiters": workflow_wait.get_waiters,
+    "qstash.workflowHookGet": workflow_wait.hook,
+    "qstash.workflowHookPost": workflow_wait.hook,
+    "qstash.workflowHookPut": workflow_wait.hook,
+    "qstash.workflowHookPatch": workflow_wait.hook,
+    "qstash.workflowHookDelete": workflow_wait.hook,
 }

@@ -239,7 +239,7 @@ def flow_key(v: FlowKeyView) -> dict[str, Any]:
         "rateMax": v.rate or 0,
         "rateCount": v.rate_count,
         "ratePeriod": v.period_s,
-        "ratePeriodStart": 0,
+        "ratePeriodStart": (v.period_start_ms or 0) // 1000,
         "isPaused": v.paused,
         "isPinnedParallelism": v.pinned_parallelism,
         "isPinnedRate": v.pinned_rate,

@@ -1,16 +1,20 @@
 """Handlers of the Sapiom messaging gateway (``/v1/qstash/...``): each turns the request into a command
-at the edge (:mod:`qstash_sim.http.headers`: Sapiom's gateway drops callbacks and flow control) and calls
-one core method."""
+at the edge (:mod:`qstash_sim.http.headers`: Sapiom's gateway drops callbacks and flow control; the
+``upstash-*`` pairs of a destination's query string are applied as headers) and calls one core method."""
 
 from __future__ import annotations
 
 from qstash_sim.api import wire
 from qstash_sim.domain.commands import PublishResult
 from qstash_sim.http.headers import batch_commands, check_name, publish_command, schedule_command
+from qstash_sim.http.query_config import check_config, merge_config, split_config
 from qstash_sim.http.surface import Ctx, Reply
 
 
 def _publish_reply(results: list[PublishResult], *, many: bool) -> Reply:
+    """200; a publish or enqueue that was a duplicate answers 202 (QStash's status for a deduplicated
+    publish: the first message's id, ``deduplicated: true``). A batch stays 200, as on ``/v2``: each
+    duplicate item carries ``deduplicated: true``."""
     bodies: list[dict[str, object]] = []
     for r in results:
         b: dict[str, object] = {"messageId": r.message_id, "url": r.url}
@@ -18,20 +22,31 @@ def _publish_reply(results: list[PublishResult], *, many: bool) -> Reply:
             b["deduplicated"] = True
         bodies.append(b)
     ids = [r.message_id for r in results if not r.deduplicated]
-    return Reply(bodies if many else bodies[0], message_ids=ids, quantity=len(results))
+    duplicate = not many and bool(results) and not ids
+    return Reply(
+        bodies if many else bodies[0], status=202 if duplicate else 200, message_ids=ids, quantity=len(results)
+    )
+
+
+def _destination(ctx: Ctx) -> tuple[str, dict[str, str]]:
+    """The destination without its ``upstash-*`` query pairs, and the headers with those pairs applied
+    (:mod:`qstash_sim.http.query_config`; a real header wins)."""
+    dest, config = split_config(ctx.params["destination"])
+    check_config(ctx.op, config, strict=ctx.sim.strict, warn=ctx.warn)
+    return dest, merge_config(ctx.headers, config)
 
 
 async def publish(ctx: Ctx) -> Reply:
     """POST /v1/qstash/publish/{destination}"""
-    cmd = publish_command(ctx.params["destination"], ctx.headers, ctx.body, warn=ctx.warn)
+    dest, headers = _destination(ctx)
+    cmd = publish_command(dest, headers, ctx.body, warn=ctx.warn)
     return _publish_reply([ctx.sim.publish(ctx.caller, cmd)], many=False)
 
 
 async def enqueue(ctx: Ctx) -> Reply:
     """POST /v1/qstash/enqueue/{queueName}/{destination}"""
-    cmd = publish_command(
-        ctx.params["destination"], ctx.headers, ctx.body, queue=ctx.params["queueName"], warn=ctx.warn
-    )
+    dest, headers = _destination(ctx)
+    cmd = publish_command(dest, headers, ctx.body, queue=ctx.params["queueName"], warn=ctx.warn)
     return _publish_reply([ctx.sim.publish(ctx.caller, cmd)], many=False)
 
 
@@ -83,9 +98,8 @@ async def resume_queue(ctx: Ctx) -> Reply:
 
 async def create_schedule(ctx: Ctx) -> Reply:
     """POST /v1/qstash/schedules/{destination}"""
-    s = ctx.sim.create_schedule(
-        ctx.caller, schedule_command(ctx.params["destination"], ctx.headers, ctx.body, warn=ctx.warn)
-    )
+    dest, headers = _destination(ctx)
+    s = ctx.sim.create_schedule(ctx.caller, schedule_command(dest, headers, ctx.body, warn=ctx.warn))
     return Reply({"scheduleId": s.schedule_id})
 
 

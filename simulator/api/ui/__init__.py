@@ -1,0 +1,1 @@
+"""The dashboard (``/_sim/ui``): static files shipped in the package, and the journal as server-sent events."""
