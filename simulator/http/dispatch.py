@@ -157,6 +157,8 @@ class Dispatcher:
         op, params = surface.contract.match(request.method, request.raw_path)
         entry.operation = op.operation_id
         body = await self._read_body(request)
+        # who is calling comes before what they sent: bad credentials are a 401 whatever the request holds
+        caller = surface.authenticate(request, self.sim)
         validated = op.validate_request(
             request.headers,
             request.query,
@@ -165,7 +167,6 @@ class Dispatcher:
             request.headers.get("Content-Type"),
             raw_query=request.raw_path.partition("?")[2],
         )
-        caller = surface.authenticate(request, self.sim)
         caller.request_id = entry.request_id
         entry.account = caller.account if surface.accounts else None
         if surface.upstash_headers:

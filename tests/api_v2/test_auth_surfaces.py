@@ -127,3 +127,13 @@ def test_bad_surface_and_token_options_are_refused(argv: list[str], capsys: pyte
         build_parser().parse_args(["serve", *argv])
     assert exc.value.code == 2
     assert argv[0] in capsys.readouterr().err
+
+
+def test_bad_credentials_are_401_before_the_request_is_checked(served: Served, client: Client) -> None:
+    """Who is calling is decided first: an unknown token with an invalid request (no Upstash-Cron) is a 401,
+    not the 400 a known caller would get."""
+    served.on_loop(lambda: served.sim.tokens.add("tok_alice", "alice"))
+    target = "/v2/schedules/https%3A%2F%2Fexample.com%2Fwebhook"
+    assert client.post(target, headers={"Authorization": "Bearer tok_mallory"}, body=b"null").status == 401
+    known = client.post(target, headers={"Authorization": "Bearer tok_alice"}, body=b"null")
+    assert known.status == 400 and "Upstash-Cron" in known.error
