@@ -494,7 +494,15 @@ def schedule_command(
     """A schedule-creation request as a command (``Upstash-Cron`` required, ``Upstash-Not-Before`` refused)."""
     url = parse_destination(destination)
     lower = {k.lower(): v for k, v in headers.items()}
-    cron = lower.get("upstash-cron")
+    cron, sid, queue = schedule_fields(lower, lower.get("upstash-cron"))
+    return ScheduleCommand(parse_settings(url, headers, warn=warn, dialect=dialect), cron, body, sid, queue)
+
+
+def schedule_fields(lower: Mapping[str, str], cron: str | None) -> tuple[str, str | None, str | None]:
+    """What a schedule creation adds to a publish, checked (both surfaces): ``cron`` (the ``Upstash-Cron``
+    value as the surface read it) required and valid, ``Upstash-Not-Before`` refused, the schedule id and
+    queue name checked. ``lower``: the request's headers by lower-case name. Returns (cron stripped, schedule
+    id, queue name)."""
     if not cron:
         raise BadRequest("header Upstash-Cron: required to create a schedule, e.g. '0 9 * * *'")
     check_cron(cron, "header Upstash-Cron")
@@ -506,4 +514,4 @@ def schedule_command(
     queue = lower.get("upstash-queue-name")
     if queue is not None:
         check_name(queue, "header Upstash-Queue-Name")
-    return ScheduleCommand(parse_settings(url, headers, warn=warn, dialect=dialect), cron.strip(), body, sid, queue)
+    return cron.strip(), sid, queue

@@ -18,9 +18,8 @@ from urllib.parse import unquote
 
 from qstash_sim.contract.operation import Operation
 from qstash_sim.domain.commands import PublishCommand, ScheduleCommand
-from qstash_sim.engine.cron import check_cron
 from qstash_sim.errors import BadRequest
-from qstash_sim.http.headers import QSTASH, check_name, parse_destination, parse_settings
+from qstash_sim.http.headers import QSTASH, check_name, parse_destination, parse_settings, schedule_fields
 from qstash_sim.http.query_config import check_config, merge_config, split_config
 from qstash_sim.http.surface import Ctx
 
@@ -175,18 +174,7 @@ def schedule_command(ctx: Ctx, dest: Target) -> ScheduleCommand:
     ``Upstash-Not-Before`` refused, ``Upstash-Schedule-Id`` and ``Upstash-Queue-Name`` checked."""
     headers = merged_headers(ctx, dest.config)
     lower = {k.lower(): v for k, v in headers.items()}
-    cron = (lower.get("upstash-cron") or "").strip()
-    if not cron:
-        raise BadRequest("header Upstash-Cron: required to create a schedule, e.g. '0 9 * * *'")
-    check_cron(cron, "header Upstash-Cron")
-    if "upstash-not-before" in lower:
-        raise BadRequest("header Upstash-Not-Before: not allowed on schedules; use Upstash-Delay")
-    sid = lower.get("upstash-schedule-id")
-    if sid is not None:
-        check_name(sid, "header Upstash-Schedule-Id")
-    queue = lower.get("upstash-queue-name")
-    if queue is not None:
-        check_name(queue, "header Upstash-Queue-Name")
+    cron, sid, queue = schedule_fields(lower, (lower.get("upstash-cron") or "").strip())
     settings = parse_settings(dest.name, headers, warn=ctx.warn, dialect=QSTASH)
     return ScheduleCommand(settings, cron, ctx.body, sid, queue, url_group=dest.group is not None)
 

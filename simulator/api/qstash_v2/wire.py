@@ -11,12 +11,12 @@ import base64
 import hashlib
 from typing import Any
 
+from qstash_sim.api.wire import queue  # ``QstashQueue`` has the fields of ``Queue``, all required by qstash-py
 from qstash_sim.core.events import CANCELLED
 from qstash_sim.core.events import Event as LogEvent
 from qstash_sim.core.flowview import FlowKeyView
 from qstash_sim.domain.commands import CallbackSettings, PublishResult
 from qstash_sim.domain.message import DlqEntry, Message
-from qstash_sim.domain.queue import Queue
 from qstash_sim.domain.schedule import Schedule
 from qstash_sim.domain.topic import UrlGroup
 
@@ -176,18 +176,6 @@ def log_entry(ev: LogEvent) -> dict[str, Any]:
     _common(out, m)
     del out["callerIP"], out["callerIp"]  # not a log field
     return out
-
-
-def queue(q: Queue) -> dict[str, Any]:
-    """``QstashQueue``: every field is required by qstash-py."""
-    return {
-        "name": q.name,
-        "createdAt": q.created_ms,
-        "updatedAt": q.updated_ms,
-        "parallelism": q.parallelism,
-        "lag": q.lag,
-        "paused": q.paused,
-    }
 
 
 def schedule(s: Schedule) -> dict[str, Any]:
