@@ -167,7 +167,10 @@ class SimulatorCore:
         return None
 
     def _force_virtual(self, url: str) -> bool:
-        return any(f.force_virtual(url) for f in self.features)
+        for f in self.features:  # a loop, not any(genexpr): it runs on every attempt
+            if f.force_virtual(url):
+                return True
+        return False
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -51,9 +51,11 @@ class Retained(Generic[T]):
 
     def append(self, item: T) -> int:
         """Keep ``item`` (dropping the oldest past the cap); return its seq."""
-        self._items.append(item)
+        items = self._items
+        items.append(item)
         self.appended += 1
-        if self.cap is not None and len(self) > self.cap:
+        cap = self.cap
+        if cap is not None and len(items) - self._head > cap:
             self._trim()
         return self.appended
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from qstash_sim.domain.commands import CallbackSettings
     from qstash_sim.domain.flow import FlowControl
 
@@ -22,6 +24,10 @@ class MessageState(enum.Enum):
     DELIVERED = "delivered"  # a 2xx answer was received
     FAILED = "failed"  # retries exhausted or non-retryable: moved to the DLQ
     CANCELLED = "cancelled"  # cancelled before delivery
+
+    # Members are singletons: hash by identity (C), not Enum's hash of the name (Python code, and
+    # ``state in FINAL_STATES`` is asked several times per attempt).
+    __hash__ = object.__hash__
 
 
 class EventState(enum.Enum):
@@ -104,9 +110,34 @@ class DlqEntry:
     error: str | None = None
 
 
+class LazyHeader:
+    """One header of a request whose value is made when the headers are first read: the
+    ``Upstash-Signature`` of an attempt to a virtual destination (an HMAC over the body per attempt, which
+    nothing may ever look at). Everything the value depends on (key, URL, body, time, ``jti``) is fixed
+    when the attempt starts, so the value is the same whenever, or whether, it is read."""
+
+    __slots__ = ("_headers", "_make", "_name")
+
+    def __init__(self, headers: dict[str, str], name: str, make: Callable[[], str]) -> None:
+        self._headers = headers
+        self._name = name
+        self._make: Callable[[], str] | None = make
+
+    def fill(self) -> dict[str, str]:
+        """The headers, with the lazy one in them (made on the first call; later calls just answer them)."""
+        make = self._make
+        if make is not None:
+            self._make = None
+            self._headers[self._name] = make()
+        return self._headers
+
+
 @dataclass(slots=True)
 class Delivery:
-    """What a destination received (or would have received, for a virtual one): the inbox record."""
+    """What a destination received (or would have received, for a virtual one): the inbox record.
+
+    ``headers`` are exactly the headers sent, ``Upstash-Signature`` included (for a virtual destination
+    it is made when ``headers`` is first read; see :class:`LazyHeader`)."""
 
     seq: int
     time_ms: int
@@ -114,10 +145,16 @@ class Delivery:
     message_id: str
     url: str
     method: str
-    headers: dict[str, str]  # exactly the headers sent, Upstash-Signature included
+    sent_headers: dict[str, str]  # what ``headers`` answers (read ``headers``: it fills in a lazy one)
     body: bytes
     retried: int
     virtual: bool  # True when answered by the simulator instead of a real socket
     status: int | None = None  # the answer; None on connection error or timeout
     error: str | None = None
     duration_ms: int = 0
+    lazy: LazyHeader | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Exactly the headers sent, ``Upstash-Signature`` included."""
+        return self.sent_headers if self.lazy is None else self.lazy.fill()

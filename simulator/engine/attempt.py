@@ -10,11 +10,23 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from qstash_sim.base.seed import JTI
-from qstash_sim.domain.message import FINAL_STATES, Delivery, DlqEntry, EventState, HistoryEvent, Message, MessageState
+from qstash_sim.domain.journal import JournalEntry
+from qstash_sim.domain.message import (
+    FINAL_STATES,
+    Delivery,
+    DlqEntry,
+    EventState,
+    HistoryEvent,
+    LazyHeader,
+    Message,
+    MessageState,
+)
 from qstash_sim.domain.world import World
 from qstash_sim.engine.retry import RetryDelay, compile_retry_delay, default_backoff_ms, parse_retry_after
 from qstash_sim.engine.signing import sign
@@ -64,30 +76,35 @@ class AttemptRules:
 
     # ----------------------------------------------------------------------------------------------
 
-    def start(self, msg: Message, now: int, sign_now: int) -> Prepared:
+    def start(self, msg: Message, now: int, sign_now: int, *, lazy: bool = False) -> Prepared:
         """Record ACTIVE and build the request; ``sign_now`` is the time put into the signature.
 
-        The attempt waits for its answer at most the message's timeout (``Upstash-Timeout``), capped by
+        With ``lazy`` (an attempt to a virtual destination), the signature is made when the headers are
+        first read (:class:`LazyHeader`: the same value, whenever it is read). The attempt waits for its
+        answer at most the message's timeout (``Upstash-Timeout``), capped by
         ``world.delivery.max_timeout_ms`` when set."""
         msg.history.append(HistoryEvent(now, EventState.ACTIVE, retried=msg.retried))
-        headers = self.headers(msg, sign_now)
-        request = OutboundRequest(url=msg.url, method=msg.method, headers=headers, body=msg.body)
-        delivery = Delivery(
-            seq=0,
-            time_ms=now,
-            account=msg.account,
-            message_id=msg.message_id,
-            url=msg.url,
-            method=msg.method,
-            headers=headers,
-            body=msg.body,
-            retried=msg.retried,
-            virtual=True,
-        )
+        headers, signature = self.headers_and_signature(msg, sign_now)
+        pending = None
+        if lazy:
+            pending = LazyHeader(headers, "Upstash-Signature", signature)
+        else:
+            headers["Upstash-Signature"] = signature()
+        request = OutboundRequest(msg.url, msg.method, headers, msg.body, pending)
+        m = msg
+        delivery = Delivery(0, now, m.account, m.message_id, m.url, m.method, headers, m.body, m.retried, True)
+        delivery.lazy = pending
         return Prepared(msg, request, self.world.delivery.timeout_ms(msg.timeout_ms), delivery)
 
     def headers(self, msg: Message, sign_now: int) -> dict[str, str]:
         """Forwarded headers, then ours (which win over a forwarded header of the same name, any case)."""
+        headers, signature = self.headers_and_signature(msg, sign_now)
+        headers["Upstash-Signature"] = signature()
+        return headers
+
+    def headers_and_signature(self, msg: Message, sign_now: int) -> tuple[dict[str, str], Callable[[], str]]:
+        """:meth:`headers` without ``Upstash-Signature``, and what makes it (its ``jti`` drawn now, in
+        attempt order, so the seed gives the same signatures whenever they are made)."""
         ours: dict[str, str] = {}
         if msg.content_type:
             ours["Content-Type"] = msg.content_type
@@ -102,13 +119,14 @@ class AttemptRules:
         ours["User-Agent"] = "Upstash-QStash"
         key = self.world.accounts.get(msg.account).signing_keys.current
         jti = f"jwt_{self.world.seed.stream(JTI).getrandbits(96):024x}"
-        ours["Upstash-Signature"] = sign(key, msg.url, msg.body, sign_now, jti)
+        signature = partial(sign, key, msg.url, msg.body, sign_now, jti)
         if not msg.headers:
-            return ours
+            return ours, signature
         taken = {k.lower() for k in ours}
+        taken.add("upstash-signature")
         headers = {k: v for k, v in msg.headers.items() if k.lower() not in taken}
         headers.update(ours)
-        return headers
+        return headers, signature
 
     def sent(self, delivery: Delivery, real: bool) -> None:
         """Append the inbox record as the request goes out (inbox order = order of starts); its answer is
@@ -207,22 +225,33 @@ class AttemptRules:
         return f"{now}-{seq}"
 
     def _journal(self, msg: Message, outcome: Outcome, verdict: Verdict, retried: int, now: int, **detail: Any) -> None:
-        self.world.journal.add(
-            now,
-            "attempt",
-            account=msg.account,
-            request_id=msg.request_id,
-            message_id=msg.message_id,
-            retried=retried,
-            url=msg.url,
-            method=msg.method,
-            status=outcome.status,
-            outcome=verdict.value,
-            error=outcome.error,
-            rule=outcome.rule,
-            detail={"duration_ms": outcome.duration_ms, "virtual": outcome.virtual, **(self._extra or {}), **detail},
-            source_message_id=msg.source_message_id,
+        info = {"duration_ms": outcome.duration_ms, "virtual": outcome.virtual}
+        if self._extra:
+            info.update(self._extra)
+        if detail:
+            info.update(detail)
+        entries = self.world.journal.entries  # Journal.add, without a second pass of the keywords (per attempt)
+        entries.append(
+            JournalEntry(
+                seq=entries.appended + 1,
+                time_ms=now,
+                kind="attempt",
+                account=msg.account,
+                request_id=msg.request_id,
+                message_id=msg.message_id,
+                retried=retried,
+                url=msg.url,
+                method=msg.method,
+                status=outcome.status,
+                outcome=verdict.value,
+                error=outcome.error,
+                rule=outcome.rule,
+                detail=info,
+                source_message_id=msg.source_message_id,
+            )
         )
+        if not log.isEnabledFor(logging.INFO):
+            return
         log.info(
             "attempt %s retried=%d %s %s -> %s %s%s",
             msg.message_id,

@@ -288,15 +288,21 @@ class Engine(Scheduler):
                 self._armed.pop((ev.msg.account, ev.msg.message_id), None)
                 self._apply(ev.msg, ev.outcome)
             else:
+                due_now: list[Message] = []
                 try:
                     if kind == CALL:
                         assert ev.call is not None
                         if ev.alive is None or ev.alive():  # it may have gone stale while others were served
                             ev.call()
                     else:
-                        self._fire(ev)
+                        self._fire(ev, due_now)
                 except Exception as exc:  # one bad event (a bug) must not stop the others due with it
                     self._caught("running an event", exc)
+                for msg in due_now:  # a fire's messages due at once: attempted right after it (an event each)
+                    self._events_run += 1
+                    inline = self._attempt(msg)
+                    if inline is not None:
+                        self._landed(inline, await self._safe_send(inline))
 
     def _attempt(self, msg: Message) -> Prepared | None:
         """An attempt event of ``msg`` is due: through the gates (queue pause, flow control, the cap on
@@ -426,7 +432,7 @@ class Engine(Scheduler):
             sign_now = now
         if self.before_attempt is not None:
             self.before_attempt(msg)
-        return self._rules.start(msg, now, sign_now)
+        return self._rules.start(msg, now, sign_now, lazy=not real)
 
     def _apply(self, msg: Message, outcome: Outcome) -> None:
         """Apply one outcome. Whatever the destination answered, the message ends delivered, retrying,
@@ -516,7 +522,10 @@ class Engine(Scheduler):
     # ----------------------------------------------------------------------------------------------
     # schedules
 
-    def _fire(self, ev: Event) -> None:
+    def _fire(self, ev: Event, due_now: list[Message]) -> None:
+        """Fire a schedule: its message (one per endpoint of a URL group) is made; the ones due at once, in
+        no queue and under no flow-control key, go into ``due_now``, to be attempted right after the fire
+        (rather than through the heap at the same instant); the others are submitted."""
         sch = ev.schedule
         assert sch is not None
         fire_ms = self.now
@@ -528,10 +537,12 @@ class Engine(Scheduler):
                 # Only the latest fire's messages are tracked, so the map stays small over 43,200 fires.
                 sch.last_schedule_states = {m.message_id: "IN_PROGRESS" for m in msgs}
                 for m in msgs:
-                    self.submit(m)
+                    if m.queue_name or m.flow_control is not None or m.not_before_ms > fire_ms:
+                        self.submit(m)
+                    elif m.state not in FINAL_STATES:
+                        due_now.append(m)
         else:
             log.debug("schedule %s paused: fire at %d skipped", sch.schedule_id, fire_ms)
         # on_schedule_fire may have replaced or deleted the schedule: then it plans its own future.
-        if not self._is_live(0, ev):
-            return
-        self._plan_fire(sch, self._crons.after(sch, fire_ms))
+        if self._is_live(0, ev):
+            self._plan_fire(sch, self._crons.after(sch, fire_ms))

@@ -292,7 +292,8 @@ class Scheduler:
                     return
                 continue
             await self._run_batch(batch)
-            await self._maybe_yield()
+            if self._events_run - self._yielded_at >= YIELD_EVERY:  # _maybe_yield, without a coroutine per batch
+                await self._maybe_yield()
             if epoch != self._epoch:
                 return
 

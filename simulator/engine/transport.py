@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from qstash_sim.base.clock import real_monotonic_ms
+from qstash_sim.domain.message import LazyHeader
 
 __all__ = [
     "DEFAULT_REAL_TIMEOUT_CAP_MS",
@@ -52,14 +53,35 @@ DEFAULT_REAL_TIMEOUT_CAP_MS: int | None = None  # no cap of its own: the attempt
 _MEMO_SIZE = 4096  # URLs whose routing (by host) is remembered; cleared when full or when the allow list changes
 
 
-@dataclass(slots=True, frozen=True)
 class OutboundRequest:
-    """One HTTP request the simulator sends to a destination."""
+    """One HTTP request the simulator sends to a destination (``lazy``: a header made when ``headers`` is
+    first read, the signature of an attempt to a virtual destination)."""
 
-    url: str
-    method: str
-    headers: dict[str, str]
-    body: bytes
+    __slots__ = ("_headers", "body", "lazy", "method", "url")
+
+    def __init__(
+        self, url: str, method: str, headers: dict[str, str], body: bytes, lazy: LazyHeader | None = None
+    ) -> None:
+        self.url = url
+        self.method = method
+        self._headers = headers
+        self.body = body
+        self.lazy = lazy
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers sent, every one of them."""
+        return self._headers if self.lazy is None else self.lazy.fill()
+
+    def __repr__(self) -> str:
+        return f"OutboundRequest({self.url!r}, {self.method!r}, headers={self.headers!r}, body={self.body!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, OutboundRequest):
+            return NotImplemented
+        return (self.url, self.method, self.headers, self.body) == (other.url, other.method, other.headers, other.body)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable headers, as the dataclass it replaces
 
 
 @dataclass(slots=True)
@@ -318,16 +340,21 @@ def _connect_error(exc: aiohttp.ClientConnectorError) -> str:
 
 def is_own_address(url: str, ports: Collection[int]) -> bool:
     """Whether ``url`` points at a loopback host on one of ``ports`` (the simulator's own listeners)."""
+    return _loopback_port(url) in ports
+
+
+def _loopback_port(url: str) -> int:
+    """The port ``url`` calls when its host is loopback, else -1."""
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port
     except ValueError:
-        return False
+        return -1
     if not host or not is_loopback_host(host):
-        return False
+        return -1
     if port is None:
         port = 443 if parts.scheme == "https" else 80
-    return port in ports
+    return port
 
 
 def is_loopback_host(host: str) -> bool:
@@ -376,6 +403,7 @@ class RoutingTransport:
         self.virtual = virtual
         self.allow: list[str] = []
         self._memo: dict[str, bool] = {}  # url -> what its host says (parsing one costs ~15 us)
+        self._own_memo: dict[str, int] = {}  # url -> its port when its host is loopback, else -1
         self.set_allow(allow)
         self._loopback = loopback
         self.real_timeout_cap_ms = real_timeout_cap_ms
@@ -407,6 +435,17 @@ class RoutingTransport:
             self._memo[url] = hit
         return hit
 
+    def _is_own(self, url: str) -> bool:
+        """:func:`is_own_address` for ``own_ports`` (a live view), the URL's loopback port remembered per URL
+        (it is asked on every attempt; ``-1``: not a loopback URL)."""
+        port = self._own_memo.get(url)
+        if port is None:
+            port = _loopback_port(url)
+            if len(self._own_memo) >= _MEMO_SIZE:
+                self._own_memo.clear()
+            self._own_memo[url] = port
+        return port in self.own_ports
+
     def _host_is_real(self, url: str) -> bool:
         try:
             parts = urlsplit(url)
@@ -427,7 +466,7 @@ class RoutingTransport:
     async def send(self, req: OutboundRequest, timeout_ms: int) -> Outcome:
         """Send ``req`` through the real transport if :meth:`is_real` (and ``divert`` lets it), else through
         the virtual one. The simulator's own address is never called (a failed attempt instead)."""
-        if self.own_ports and is_own_address(req.url, self.own_ports):
+        if self.own_ports and self._is_own(req.url):
             return Outcome(status=None, error="refused: the destination is the simulator's own address")
         if self.is_real(req.url):
             diverted = self.divert(req) if self.divert is not None else None
@@ -443,7 +482,7 @@ class RoutingTransport:
     def answer_virtual(self, req: OutboundRequest, timeout_ms: int) -> Outcome | None:
         """What :meth:`send` answers for a URL that :meth:`is_real` says is not real, synchronously, when the
         virtual transport can answer so (``None``: await :meth:`send` instead)."""
-        if self.own_ports and is_own_address(req.url, self.own_ports):
+        if self.own_ports and self._is_own(req.url):
             return Outcome(status=None, error="refused: the destination is the simulator's own address")
         answer = getattr(self.virtual, "answer", None)
         return answer(req, timeout_ms) if callable(answer) else None
