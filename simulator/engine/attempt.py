@@ -90,7 +90,8 @@ class AttemptRules:
             pending = LazyHeader(headers, "Upstash-Signature", signature)
         else:
             headers["Upstash-Signature"] = signature()
-        request = OutboundRequest(msg.url, msg.method, headers, msg.body, pending)
+        flow_key = msg.flow_control.key if msg.flow_control is not None else None
+        request = OutboundRequest(msg.url, msg.method, headers, msg.body, pending, flow_key)
         m = msg
         delivery = Delivery(0, now, m.account, m.message_id, m.url, m.method, headers, m.body, m.retried, True)
         delivery.lazy = pending

@@ -55,18 +55,26 @@ _MEMO_SIZE = 4096  # URLs whose routing (by host) is remembered; cleared when fu
 
 class OutboundRequest:
     """One HTTP request the simulator sends to a destination (``lazy``: a header made when ``headers`` is
-    first read, the signature of an attempt to a virtual destination)."""
+    first read, the signature of an attempt to a virtual destination; ``flow_key``: its message's
+    flow-control key, which is not sent)."""
 
-    __slots__ = ("_headers", "body", "lazy", "method", "url")
+    __slots__ = ("_headers", "body", "flow_key", "lazy", "method", "url")
 
     def __init__(
-        self, url: str, method: str, headers: dict[str, str], body: bytes, lazy: LazyHeader | None = None
+        self,
+        url: str,
+        method: str,
+        headers: dict[str, str],
+        body: bytes,
+        lazy: LazyHeader | None = None,
+        flow_key: str | None = None,
     ) -> None:
         self.url = url
         self.method = method
         self._headers = headers
         self.body = body
         self.lazy = lazy
+        self.flow_key = flow_key  # the message's Upstash-Flow-Control-Key (not sent: scenario scripts match it)
 
     @property
     def headers(self) -> dict[str, str]:

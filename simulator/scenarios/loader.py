@@ -450,6 +450,7 @@ class _Builder:
             probability=self.probability(d, ("destinations", i)),
             times=d.get("times"),
             line=self.report.line_of(("destinations", i)),
+            flow_control_key=d.get("flow_control_key"),
         )
 
     def probability(self, entry: dict[str, Any], path: Path_) -> float | None:

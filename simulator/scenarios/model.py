@@ -158,8 +158,8 @@ class ScriptedAnswer:
 
 @dataclass(frozen=True, slots=True)
 class DestinationScript:
-    """Answers for deliveries whose full URL matches ``match``: the n-th it answers gets ``answers[n]``, the
-    last repeats.
+    """Answers for deliveries whose full URL matches ``match`` (and, with ``flow_control_key``, whose message
+    is under a matching flow-control key): the n-th it answers gets ``answers[n]``, the last repeats.
 
     ``probability``: it answers only that share of the matching deliveries, drawn from the faults stream; a
     miss falls through to the next matching script, else to the normal destination (a real socket for a
@@ -175,11 +175,13 @@ class DestinationScript:
     probability: float | None = None
     times: int | None = None
     line: int | None = field(default=None, compare=False)  # where it was defined, for messages
+    flow_control_key: str | None = None  # a glob: only deliveries of messages under a matching key
 
     @property
     def certain(self) -> bool:
-        """Whether it answers every matching delivery until it expires (no ``probability``)."""
-        return self.probability is None
+        """Whether it answers every delivery its URL matches until it expires (no ``probability``, no
+        flow-control key: those are decided per attempt, from the attempt itself)."""
+        return self.probability is None and self.flow_control_key is None
 
 
 @dataclass(frozen=True, slots=True)

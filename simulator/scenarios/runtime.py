@@ -318,7 +318,14 @@ class ScenarioSet:
     # -- destinations
 
     def destination_response(
-        self, url: str, method: str, headers: Mapping[str, str], body: bytes, now_ms: int, rng: random.Random
+        self,
+        url: str,
+        method: str,
+        headers: Mapping[str, str] | None,
+        body: bytes,
+        now_ms: int,
+        rng: random.Random,
+        flow_key: str | None = None,
     ) -> ScriptedAnswer | None:
         """The scripted answer to one delivery attempt, or ``None`` for the normal destination (a real
         socket for a loopback or allowed host, else the virtual 200).
@@ -329,13 +336,19 @@ class ScenarioSet:
         has a ``probability``: a miss falls through to the next script. The n-th delivery it answers gets
         ``answers[n]``, the last repeating. Call it once per attempt, in attempt order (the engine starts the
         attempts of one instant in order), so the same seed draws the same hits. ``headers``/``body`` are
-        what would be sent: not used yet, in the signature so scripts can grow conditions.
+        what would be sent: not used yet, in the signature so scripts can grow conditions (``None``: not
+        read; an attempt's signature is made when its headers are first read). A script with a
+        ``flow_control_key`` glob answers only attempts whose message is under a matching key (``flow_key``).
         """
         for loaded in self._loaded.values():
             for script, state in zip(loaded.scenario.destinations, loaded.destinations, strict=True):
                 if not fnmatchcase(url, script.match):
                     continue
                 if script.methods is not None and method.upper() not in script.methods:
+                    continue
+                if script.flow_control_key is not None and (
+                    flow_key is None or not fnmatchcase(flow_key, script.flow_control_key)
+                ):
                     continue
                 if not loaded.in_window(script.window_from_ms, script.window_until_ms, now_ms):
                     continue
@@ -359,7 +372,7 @@ class ScenarioSet:
         from qstash_sim.engine.transport import Outcome
 
         def respond(req: OutboundRequest) -> Outcome | None:
-            answer = self.destination_response(req.url, req.method, req.headers, req.body, now_ms(), rng())
+            answer = self.destination_response(req.url, req.method, None, req.body, now_ms(), rng(), req.flow_key)
             if answer is None:
                 return None
             if answer.reset or answer.status is None:

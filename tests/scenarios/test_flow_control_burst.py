@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from conftest import Client, Served
+from conftest import Client, Receiver, Served
 
 BURST_H = {"Authorization": "Bearer tok_burst"}
 BURST_VALUE = "rate=100, period=1m, parallelism=20"
@@ -50,3 +50,28 @@ def test_flow_control_burst(served: Served, client: Client) -> None:
     key = client.get("/v2/flowControl/burst", headers=BURST_H).json
     assert (key["waitListSize"], key["parallelismCount"]) == (0, 0)
     assert elapsed < 30, f"10 virtual minutes took {elapsed:.1f} s of wall time"
+
+
+def test_a_scenario_fails_one_flow_control_key_at_a_real_destination(
+    served: Served, client: Client, receiver: Receiver
+) -> None:
+    """``flow_control_key`` on a destination entry: the messages of key ``bad`` to a real loopback receiver are
+    answered 503 by the script (retried, then in the DLQ), those of key ``good`` reach the receiver."""
+    served.on_loop(
+        lambda: served.sim.load_scenario(
+            {"name": "bad-key", "destinations": [{"match": "*", "flow_control_key": "bad", "respond": 503}]}
+        )
+    )
+    for key in ("bad", "good"):
+        headers = {**BURST_H, "Upstash-Flow-Control-Key": key, "Upstash-Flow-Control-Value": "parallelism=1"}
+        headers["Upstash-Retries"] = "1"
+        r = client.post("/v2/publish/" + receiver.url(f"/{key}"), body=key.encode(), headers=headers)
+        assert r.status in (200, 201), r.body
+    served.advance("1h")
+    assert [(x["path"], x["body"]) for x in receiver.received] == [("/good", b"good")]
+    dlq = client.get("/v2/dlq", headers=BURST_H).json["messages"]
+    assert [(m["url"], m["responseStatus"]) for m in dlq] == [(receiver.url("/bad"), 503)]
+    rule = served.on_loop(
+        lambda: [e.rule for e in served.sim.world.journal.entries if e.kind == "attempt" and e.url.endswith("/bad")]
+    )
+    assert rule == ["bad-key/destinations[0]", "bad-key/destinations[0]"]  # first attempt and its one retry

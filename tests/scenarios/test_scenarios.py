@@ -1009,3 +1009,23 @@ def test_lib_lossy_network() -> None:
 def test_actions_are_a_tagged_union() -> None:
     scenario = load_scenario(rule_yaml(action="{payment_required: {variant: v2, amount: '42'}}"))
     assert scenario.rules[0].action == PaymentRequired(variant=Variant.V2, amount=42)
+
+
+def test_a_destination_entry_can_match_the_flow_control_key_of_the_delivery() -> None:
+    """``flow_control_key`` (a glob) narrows an entry to deliveries of messages under a matching key; such an
+    entry is never 'certain' for a URL alone (the routing check cannot see the key), so a real destination
+    is diverted per attempt instead."""
+    scenarios = make("destinations:\n  - {match: '*', flow_control_key: 'tenant-*', respond: 503}\n")
+    rng = random.Random(0)
+    hit = scenarios.destination_response(DEST, "POST", None, b"", T0, rng, "tenant-7")
+    assert hit is not None and hit.status == 503
+    assert scenarios.destination_response(DEST, "POST", None, b"", T0, rng, "other") is None
+    assert scenarios.destination_response(DEST, "POST", None, b"", T0, rng, None) is None  # no key: no match
+    assert scenarios.scripted(DEST, T0) is False
+    (entry,) = scenarios.describe()[0]["destinations"]
+    assert (entry["matched"], entry["deliveries"]) == (1, 1)
+
+
+def test_a_bad_flow_control_key_glob_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"flow_control_key"):
+        make("destinations:\n  - {match: '*', flow_control_key: '', respond: 503}\n")
