@@ -2,7 +2,8 @@
 
     python -m benchmarks                      # everything: startup, throughput, engine, memory, fixture
     python -m benchmarks --quick              # fewer rounds, shorter runs (a smoke test, a few minutes)
-    python -m benchmarks --only throughput    # one or more of: startup, throughput, engine, timeline, memory, fixture
+    python -m benchmarks --only throughput    # one or more of: startup, throughput, engine, timeline, memory, fixture,
+                                              # workflow
     python -m benchmarks --no-write           # print the table, leave BENCHMARKS.md alone
 
 Comparisons run every system in the same run, in alternating rounds, and report medians and ratios.
@@ -20,7 +21,7 @@ from collections.abc import Callable
 
 from .harness import ROOT, Progress, Report, Row, ensure_prism, machine
 
-NAMES = ("startup", "throughput", "engine", "timeline", "memory", "fixture")
+NAMES = ("startup", "throughput", "engine", "timeline", "memory", "fixture", "workflow")
 
 
 def _fixture(progress: Progress) -> Report:
@@ -130,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             progress, **({"requests": 200_000, "before_requests": 100_000} if args.quick else {})
         ),
         "fixture": lambda: _fixture(progress),
+        "workflow": lambda: importlib.import_module("benchmarks.workflow_run").run(
+            progress, **({"runs": 3, "rounds": 1} if args.quick else {})
+        ),
     }
     for name in chosen:
         part = runners[name]()

@@ -18,18 +18,23 @@ if TYPE_CHECKING:
     from .callbacks import CallbackCall
     from .handle import AsyncQstashSim, AsyncSimClock, QstashSim, SimClock
     from .server import DEFAULT_API_KEY, EPOCH_MS, SimConfig, SimServer
+    from .workflow import AsyncWorkflowRunHandle, WorkflowRunHandle, WorkflowRunView, WorkflowStep
 
 __all__ = [
     "DEFAULT_API_KEY",
     "EPOCH_MS",
     "AsyncQstashSim",
     "AsyncSimClock",
+    "AsyncWorkflowRunHandle",
     "CallbackCall",
     "QstashSim",
     "QstashSimAssertionError",
     "SimClock",
     "SimConfig",
     "SimServer",
+    "WorkflowRunHandle",
+    "WorkflowRunView",
+    "WorkflowStep",
 ]
 
 
@@ -42,6 +47,8 @@ def __getattr__(name: str) -> Any:
         return import_module(".callbacks", __name__).CallbackCall
     if name in ("AsyncQstashSim", "AsyncSimClock", "QstashSim", "SimClock"):
         return getattr(import_module(".handle", __name__), name)
+    if name in ("AsyncWorkflowRunHandle", "WorkflowRunHandle", "WorkflowRunView", "WorkflowStep"):
+        return getattr(import_module(".workflow", __name__), name)
     if name in __all__:
         return getattr(import_module(".server", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

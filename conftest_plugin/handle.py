@@ -40,6 +40,7 @@ from .callbacks import AsyncCallbackAssertions, CallbackAssertions
 from .inflight import AsyncMaxInFlight, MaxInFlight
 from .native import AsyncClient, NativeQstash, SyncClient
 from .server import ScenarioSource, SimConfig, SimServer
+from .workflow import AsyncWorkflowAssertions, WorkflowAssertions
 
 __all__ = ["AsyncQstashSim", "AsyncSimClock", "QstashSim", "SimClock"]
 
@@ -374,7 +375,7 @@ class SimClock(_ClockReads):
         return f"<SimClock {format_ms(self.now_ms)}>"
 
 
-class QstashSim(_Reads, CallbackAssertions, MaxInFlight, SyncClient):
+class QstashSim(_Reads, CallbackAssertions, MaxInFlight, WorkflowAssertions, SyncClient):
     """A clean simulator for one test: addresses, virtual clock, state, and domain assertions.
 
     >>> mid = publish(qstash_sim.url, "http://127.0.0.1:1/down")   # a closed port: every attempt fails
@@ -498,7 +499,7 @@ class AsyncSimClock(_ClockReads):
 
 
 @_awaited
-class AsyncQstashSim(_Reads, AsyncCallbackAssertions, AsyncMaxInFlight, AsyncClient):
+class AsyncQstashSim(_Reads, AsyncCallbackAssertions, AsyncMaxInFlight, AsyncWorkflowAssertions, AsyncClient):
     """:class:`QstashSim` for async tests: the verbs that wait on deliveries are coroutines.
 
     Reads (``messages``, ``deliveries``, ``dlq``...) stay plain properties: they are one quick hop to

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from qstash_sim.base.seed import Seed
     from qstash_sim.core.feature import Feature
     from qstash_sim.core.service import SimulatorCore
+    from qstash_sim.core.workflow_view import WorkflowRunView, WorkflowStep
     from qstash_sim.domain.account import SigningKeys
     from qstash_sim.domain.commands import Caller, MessageSettings, PublishCommand, PublishResult, ScheduleCommand
     from qstash_sim.domain.ledger import LedgerEntry
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from qstash_sim.pytest_plugin.assertions import QstashSimAssertionError
     from qstash_sim.pytest_plugin.handle import AsyncQstashSim, AsyncSimClock, QstashSim, SimClock
     from qstash_sim.pytest_plugin.server import SimConfig, SimServer
+    from qstash_sim.pytest_plugin.workflow import AsyncWorkflowRunHandle, WorkflowRunHandle
     from qstash_sim.scenarios.model import Scenario
     from qstash_sim.scenarios.source import ScenarioError
     from qstash_sim.server import ServerThread
@@ -107,6 +109,11 @@ _WHERE = {
     "AsyncSimClock": "qstash_sim.pytest_plugin.handle",
     "SimConfig": "qstash_sim.pytest_plugin.server",
     "SimServer": "qstash_sim.pytest_plugin.server",
+    # Upstash Workflow runs in a test
+    "WorkflowRunHandle": "qstash_sim.pytest_plugin.workflow",
+    "AsyncWorkflowRunHandle": "qstash_sim.pytest_plugin.workflow",
+    "WorkflowRunView": "qstash_sim.core.workflow_view",
+    "WorkflowStep": "qstash_sim.core.workflow_view",
 }
 
 __all__ = sorted([*_WHERE, "__version__"])

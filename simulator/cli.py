@@ -285,6 +285,14 @@ def _add_serve_engine(serve: argparse.ArgumentParser) -> None:
 
 def _add_delivery_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--order",
+        choices=("seq", "shuffle"),
+        default="seq",
+        help="the order of the events due at one virtual instant: seq, the order they fell due, or shuffle, "
+        "a seeded shuffle of each instant (other orderings of same-instant deliveries, the same for the same "
+        "--seed); a workflow run's deliveries go one at a time either way (default: seq)",
+    )
+    parser.add_argument(
         "--region",
         type=_region,
         default=DEFAULT_REGION,
@@ -404,6 +412,7 @@ async def _serve(args: argparse.Namespace) -> int:
         limits=limits,
         region=args.region,
         max_timeout_ms=args.max_timeout,
+        order=args.order,
     )
     for scenario in scenarios:
         sim.scenarios.add(scenario, keep=True)

@@ -120,6 +120,7 @@ def dev_banner(
             f"  scenarios  {', '.join(scenarios) or 'none (--scenario NAME_OR_FILE)'}",
             f"  control    {url}/_sim{' (send the control token)' if control_token else ''}"
             "   (health, state, journal, deliveries, clock, scenarios)",
+            f"  dashboard  {url}/_sim/ui" + ("?token=<the control token>" if control_token else ""),
             "  SDKs       QSTASH_DEV=true uses this server as is (set QSTASH_DEV_PORT for a port other than 8080)"
             " — Ctrl-C to stop",
         ]

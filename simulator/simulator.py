@@ -22,7 +22,7 @@ from qstash_sim.contract.load import packaged_fault_statuses
 from qstash_sim.core.service import SimulatorCore
 from qstash_sim.domain.delivery import DEFAULT_REGION
 from qstash_sim.domain.world import Limits
-from qstash_sim.engine.engine import SignClock
+from qstash_sim.engine.engine import ORDERS, Order, SignClock
 from qstash_sim.engine.transport import Transport
 from qstash_sim.sapiom.feature import SapiomFeature
 from qstash_sim.scenarios.feature import ScenariosFeature
@@ -56,6 +56,7 @@ class Simulator(SimulatorCore):
         limits: Limits | None = None,
         region: str = DEFAULT_REGION,
         max_timeout_ms: int | None = None,
+        order: Order = "seq",
     ) -> None:
         super().__init__(
             seed=seed,
@@ -71,6 +72,21 @@ class Simulator(SimulatorCore):
         )
         self.scenarios = self.add_feature(ScenariosFeature(contract=packaged_fault_statuses))
         self.sapiom = self.add_feature(SapiomFeature())
+        self.order = order
+
+    @property
+    def order(self) -> Order:
+        """How the events due at one virtual instant are ordered: ``"seq"``, the order they fell due (the
+        default), or ``"shuffle"``, a seeded shuffle of each instant's events (the seed's ``order`` stream),
+        to explore other orderings of same-instant deliveries reproducibly. A workflow run's deliveries go
+        one at a time either way (:mod:`qstash_sim.engine.lanes`). ``reset()`` keeps it."""
+        return self.engine.order
+
+    @order.setter
+    def order(self, value: Order) -> None:
+        if value not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {value!r}")
+        self.engine.order = value
 
     def load_scenario(
         self, source: str | Path | Mapping[str, Any], *, name: str | None = None, keep: bool = False

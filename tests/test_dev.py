@@ -85,6 +85,13 @@ def test_the_banner_is_the_official_start_line_then_the_default_users_env_and_a_
     assert curl.startswith(f"curl -X POST {url}/v2/publish/") and DEFAULT_DEV_USER.token in curl
     text = "\n".join(dev.banner)
     assert "clock      virtual" in text and "flaky-destination" in text and "1 more from --token" in text
+    (dashboard,) = [line for line in dev.banner if line.startswith("  dashboard")]
+    assert dashboard == f"  dashboard  {url}/_sim/ui"
+    c = dev.client()
+    try:
+        assert c.get("/_sim/ui").status == 200  # the link works
+    finally:
+        c.close()
 
 
 def test_get_v2_keys_answers_the_default_users_keys_as_the_sdk_probe_expects(dev: Dev) -> None:

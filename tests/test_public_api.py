@@ -11,6 +11,7 @@ PUBLIC = [
     "ApiError",
     "AsyncQstashSim",
     "AsyncSimClock",
+    "AsyncWorkflowRunHandle",
     "BadRequest",
     "Caller",
     "Clock",
@@ -53,6 +54,9 @@ PUBLIC = [
     "Unauthorized",
     "UnsupportedAiohttpVersion",
     "VirtualClock",
+    "WorkflowRunHandle",
+    "WorkflowRunView",
+    "WorkflowStep",
     "__version__",
 ]
 

@@ -6,6 +6,7 @@ import base64
 from decimal import Decimal
 from typing import Any
 
+from qstash_sim.domain.commands import PublishResult
 from qstash_sim.domain.journal import JournalEntry
 from qstash_sim.domain.ledger import Ledger
 from qstash_sim.domain.message import Delivery, DlqEntry, Message
@@ -70,11 +71,21 @@ def message(m: Message) -> dict[str, Any]:
     if m.labels:
         out["label"] = m.labels[0]
         out["labels"] = list(m.labels)
+    if m.flow_control is not None:
+        out["flowControlKey"] = m.flow_control.key
     if m.next_delivery_ms is not None:
         out["nextDeliveryTime"] = m.next_delivery_ms
     if m.dlq_id:
         out["dlqId"] = m.dlq_id
     return out
+
+
+def note_dedups(entry: JournalEntry, results: list[PublishResult]) -> None:
+    """Record on a request's journal entry which earlier message swallowed each duplicate it carried
+    (``detail.deduplicated``: ``[{messageId, dedupId}]``), for the dashboard's *why*."""
+    dups = [{"messageId": r.message_id, "dedupId": r.dedup_id} for r in results if r.deduplicated]
+    if dups:
+        entry.detail.setdefault("deduplicated", []).extend(dups)
 
 
 def dlq_entry(e: DlqEntry) -> dict[str, Any]:

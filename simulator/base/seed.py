@@ -22,6 +22,7 @@ __all__ = [
     "KEYS",
     "MESSAGE",
     "NONCE",
+    "ORDER",
     "PURPOSES",
     "SCHEDULE",
     "TRANSACTION",
@@ -38,7 +39,8 @@ NONCE = "nonce"  # x402 payment nonces
 JTI = "jti"  # the jti claim of each Upstash-Signature
 FAULTS = "faults"  # fault scenarios' probability draws
 RUN = "run"  # workflow run ids
-PURPOSES = (MESSAGE, SCHEDULE, KEYS, TRANSACTION, NONCE, JTI, FAULTS, RUN)
+ORDER = "order"  # the shuffles of same-instant events when the engine explores orderings (order="shuffle")
+PURPOSES = (MESSAGE, SCHEDULE, KEYS, TRANSACTION, NONCE, JTI, FAULTS, RUN, ORDER)
 
 _ALPHABET = string.ascii_letters + string.digits
 # Each random byte picks a base62 character (bytes 248-255 wrap around: a slight bias ids can afford).

@@ -291,7 +291,7 @@ class SimulatorCore:
         if dedup_key is not None:
             hit = acc.dedup.get(dedup_key)
             if hit is not None and hit[1] > now:
-                return PublishResult(hit[0], s.url, deduplicated=True)
+                return PublishResult(hit[0], s.url, deduplicated=True, dedup_id=dedup_key)
         not_before = now + s.delay_ms if s.not_before_s is None else s.not_before_s * 1000
         msg = self._new_message(caller.account, cmd, now, max(now, not_before))
         msg.dedup_id = dedup_key

@@ -15,7 +15,11 @@ The server side of the protocol ``@upstash/workflow`` and ``upstash-workflow`` s
   run forwards (``Upstash-Workflow-Sdk-Version`` among them), besides every delivery's headers.
 * The SDK ends a run with ``DELETE /v2/workflows/runs/{id}?cancel=false`` (its return value as the
   body) and ``context.cancel()`` with ``?cancel=true``; a step published to a finished run answers 400,
-  which the SDK reads as "the workflow was finished". A message that fails for good fails its run.
+  which the SDK reads as "the workflow was finished". A message that fails for good fails its run, and
+  the run goes to the workflow DLQ (:mod:`qstash_sim.core.workflow_dlq`: resume, restart).
+* A REST trigger (``POST /v2/trigger``, the API edge fills in the SDK's headers) marks its run
+  ``rest_trigger``: ``"sdk"`` fails if the endpoint's answer has no ``Upstash-Workflow-Sdk: v1...``;
+  ``"unknown-sdk"`` waits for the SDK's own trigger of the run id (``upstash-workflow-trigger-by-sdk``).
 
 Bounded: at most :data:`MAX_RUNS` runs (the oldest finished go first; 412 when every kept run is still
 running) and :data:`MAX_STEPS_PER_RUN` messages per run (412).
@@ -29,6 +33,7 @@ import json
 from typing import TYPE_CHECKING
 
 from qstash_sim.core.callbacks import callback_body
+from qstash_sim.core.workflow_dlq import WorkflowDlq
 from qstash_sim.core.workflow_wait import Waits
 from qstash_sim.domain.commands import Caller, MessageSettings, PublishCommand, PublishResult
 from qstash_sim.domain.message import FINAL_STATES, EventState, Message
@@ -47,12 +52,13 @@ from qstash_sim.errors import ApiError, BadRequest, NotFound
 if TYPE_CHECKING:
     from qstash_sim.core.service import SimulatorCore
 
-__all__ = ["NON_WORKFLOW_ERROR", "Workflows", "raw_steps"]
+__all__ = ["NON_WORKFLOW_ERROR", "REST_SDK_ERROR", "Workflows", "raw_steps"]
 
 NON_WORKFLOW_ERROR = (
     "detected a non-workflow destination for trigger/invoke. make sure you are sending the request to the "
     "correct endpoint"
 )
+REST_SDK_ERROR = "trigger rest api is only usable with sdk versions after v1.0.0 major version"
 _STEP = "step"
 _CALL = "toCallback"
 
@@ -85,6 +91,13 @@ def raw_steps(entries: list[LogEntry]) -> list[dict[str, str]]:
     ]
 
 
+def _sdk_v1(outcome: Outcome) -> bool:
+    """The endpoint answered with ``Upstash-Workflow-Sdk: v1...`` or later (``@upstash/workflow`` >= 1.0)."""
+    version = (outcome.header("Upstash-Workflow-Sdk") or "").strip().lstrip("vV")
+    major = version.split(".", 1)[0]
+    return major.isdigit() and int(major) >= 1
+
+
 class Workflows:
     """Every workflow run of one simulator, and the engine hooks that deliver them."""
 
@@ -96,7 +109,9 @@ class Workflows:
         self._messages: dict[tuple[str, str], tuple[WorkflowRun, WorkflowMessage, bytes]] = {}
         self.evicted = 0
         self.waits = Waits(self)  # context.waitForEvent and notify
+        self.dlq = WorkflowDlq(self)  # runs that failed: client.dlq
         core.engine.before_attempt = self._before_attempt
+        core.engine.lanes.lane_of = self._lane_of  # a run's deliveries go one at a time (engine/lanes.py)
         chained = core.engine.on_attempt
 
         def on_attempt(msg: Message, outcome: Outcome, failed: bool) -> None:
@@ -112,6 +127,7 @@ class Workflows:
         self._messages.clear()
         self.evicted = 0
         self.waits.reset()
+        self.dlq.reset()
 
     # ------------------------------------------------------------------ reading
 
@@ -140,6 +156,11 @@ class Workflows:
             return None
         name = step.get("stepName") if isinstance(step, dict) else None
         return name if isinstance(name, str) else None
+
+    def message_body(self, account: str, message_id: str) -> bytes | None:
+        """The body a run's message was published with (its step JSON), if it is a message of a kept run."""
+        found = self._messages.get((account, message_id))
+        return None if found is None else found[2]
 
     def pending_log(self, caller: Caller, run_id: str) -> list[LogEntry]:
         """The log of a running run (the SDK's lazy fetch); 404 once it ended (or if unknown)."""
@@ -194,6 +215,8 @@ class Workflows:
     ) -> PublishResult:
         key = (caller.account, wf.run_id)
         old = self.runs.get(key)
+        if old is not None and wf.trigger_by_sdk and old.rest_trigger == "unknown-sdk" and not old.finished:
+            return self._adopt(caller, cmd, wf, old)
         if old is not None:
             return PublishResult(old.trigger_message_id, old.url, deduplicated=True)
         self._make_room(wf.run_id)
@@ -221,6 +244,10 @@ class Workflows:
         except ApiError:
             del self.runs[key]
             raise
+        return self._started(run, result)
+
+    def _started(self, run: WorkflowRun, result: PublishResult) -> PublishResult:
+        """``run`` started with ``result``, its first message: journalled as ``RUN_STARTED``."""
         run.trigger_message_id = result.message_id
         self.core.world.journal.add(
             run.created_ms,
@@ -230,6 +257,36 @@ class Workflows:
             url=run.url,
             detail={"workflowRunId": run.run_id, "event": "RUN_STARTED"},
         )
+        return result
+
+    def start(self, caller: Caller, run: WorkflowRun, cmd: PublishCommand, wf: WorkflowMessage) -> PublishResult:
+        """Start ``run``, a new run made elsewhere (a resume from the workflow DLQ: its log already holds
+        the steps that succeeded), with ``cmd``, its first message (a step message of it)."""
+        key = (caller.account, run.run_id)
+        self._make_room(run.run_id)
+        self.runs[key] = run
+        try:
+            result = self.publish(caller, cmd, wf)
+        except ApiError:
+            del self.runs[key]
+            raise
+        return self._started(run, result)
+
+    def _adopt(self, caller: Caller, cmd: PublishCommand, wf: WorkflowMessage, run: WorkflowRun) -> PublishResult:
+        """The SDK's own trigger of a run a REST trigger with ``Upstash-Workflow-Unknown-Sdk`` started
+        (``upstash-workflow-trigger-by-sdk: true``): its headers configure the run (what it does not set
+        stays the REST trigger's), and the run starts again from its initial body."""
+        s = cmd.settings
+        run.rest_trigger, run.feature_set = "adopted", wf.feature_set
+        run.retries = s.retries if wf.retries_given else run.retries
+        run.retry_delay_expr = s.retry_delay_expr if wf.retry_delay_given else run.retry_delay_expr
+        s.retries, s.retry_delay_expr = run.retries, run.retry_delay_expr
+        run.headers, run.labels = dict(s.headers), list(s.labels) or run.labels
+        run.failure_callback = s.failure_callback or run.failure_callback
+        s.failure_callback = None
+        run.log.clear()  # the Unknown-Sdk delivery's log entry: the SDK's trigger is the run's first message
+        result = self._publish(caller, cmd, run, wf)
+        run.trigger_message_id = result.message_id
         return result
 
     def _publish(self, caller: Caller, cmd: PublishCommand, run: WorkflowRun, wf: WorkflowMessage) -> PublishResult:
@@ -333,6 +390,11 @@ class Workflows:
 
     # ------------------------------------------------------------------ engine hooks
 
+    def _lane_of(self, msg: Message) -> tuple[str, str] | None:
+        """The lane of a run's message: its run (one delivery of a run at a time); ``None`` for the others."""
+        found = self._messages.get((msg.account, msg.message_id))
+        return None if found is None else (msg.account, found[0].run_id)
+
     def _before_attempt(self, msg: Message) -> None:
         """Before each attempt of a run's message: the log up to it becomes the body (appended once)."""
         found = self._messages.get((msg.account, msg.message_id))
@@ -363,10 +425,13 @@ class Workflows:
             and outcome.header("Upstash-Workflow-Sdk-Version") is None
         ):
             self._finish(run, RunState.FAILED, NON_WORKFLOW_ERROR)
+        elif wf.init and outcome.ok and run.rest_trigger == "sdk" and not _sdk_v1(outcome):
+            self._finish(run, RunState.FAILED, REST_SDK_ERROR)
         elif failed and wf.call_type == _STEP:  # a call that failed for good still calls back (WF_NoDelete)
             status = outcome.status if outcome.status is not None else outcome.error
             self._finish(run, RunState.FAILED, f"message {msg.message_id} failed for good ({status})")
             self._failure_callback(run, msg, outcome)
+            self.dlq.add(run, msg, wf, found[2])
 
     def _failure_callback(self, run: WorkflowRun, msg: Message, outcome: Outcome) -> None:
         """The run's failure function (``Upstash-Failure-Callback`` of its trigger), called once it failed:

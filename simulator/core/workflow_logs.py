@@ -138,6 +138,8 @@ def _view(workflows: Workflows, run: WorkflowRun) -> dict[str, Any]:
         view["workflowRunResponse"] = _text(run.response)
     if run.labels:
         view["label"], view["labels"] = run.labels[0], list(run.labels)
+    if run.dlq_id is not None:
+        view["dlqId"] = run.dlq_id  # its workflow DLQ entry (while the run failed)
     return view
 
 

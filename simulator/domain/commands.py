@@ -135,3 +135,4 @@ class PublishResult:
     message_id: str
     url: str
     deduplicated: bool = False
+    dedup_id: str | None = None  # a duplicate's: the deduplication id it shares with ``message_id``

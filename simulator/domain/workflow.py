@@ -16,6 +16,7 @@ from typing import Any
 from qstash_sim.domain.commands import CallbackSettings, MessageSettings
 
 __all__ = [
+    "MAX_DLQ",
     "MAX_EVENTS",
     "Invoker",
     "MAX_RUNS",
@@ -30,6 +31,7 @@ __all__ = [
 MAX_RUNS = 10_000  # runs kept over all accounts; past it the oldest finished runs go first
 MAX_STEPS_PER_RUN = 1_000  # messages (steps, sleeps, plan steps) one run may publish: more answer 412
 MAX_EVENTS = 10_000  # run-scoped notifies kept for a run not waiting yet; past it the oldest go first
+MAX_DLQ = 10_000  # workflow DLQ entries kept over all accounts; past it the oldest go first
 
 
 class RunState(enum.Enum):
@@ -64,6 +66,7 @@ class WorkflowMessage:
     retries_given: bool = False  # the message carried Upstash-Retries itself
     retry_delay_given: bool = False
     invoke: bool = False  # Upstash-Workflow-Invoke: a trigger by context.invoke (its body an InvokeWorkflowRequest)
+    trigger_by_sdk: bool = False  # upstash-workflow-trigger-by-sdk: the SDK answering an Unknown-Sdk REST trigger
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,8 @@ class WorkflowRun:
     failure_callback: CallbackSettings | None = None  # called once the run failed (the failure function)
     failure_message_id: str | None = None  # that call's message
     invoker: Invoker | None = None  # the run that invoked this one (context.invoke)
+    rest_trigger: str | None = None  # POST /v2/trigger: "sdk", "unknown-sdk" (until the SDK triggers it), "adopted"
+    dlq_id: str | None = None  # its workflow DLQ entry, once it failed
     state: RunState = RunState.STARTED
     log: list[LogEntry] = field(default_factory=list)
     message_ids: list[str] = field(default_factory=list)  # every message of the run, in publish order

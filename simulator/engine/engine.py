@@ -30,8 +30,10 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, MutableSequence
+from typing import Literal
 
 from qstash_sim.base.clock import Clock
+from qstash_sim.base.seed import ORDER
 from qstash_sim.domain.account import Account
 from qstash_sim.domain.message import FINAL_STATES, EventState, HistoryEvent, Message, MessageState
 from qstash_sim.domain.queue import Queue
@@ -53,6 +55,7 @@ from qstash_sim.engine.events import (
     SignClock,
 )
 from qstash_sim.engine.flow import FlowGates
+from qstash_sim.engine.lanes import Lanes
 from qstash_sim.engine.scheduler import Scheduler
 from qstash_sim.engine.transport import OutboundRequest, Outcome, Transport
 
@@ -63,10 +66,14 @@ __all__ = [
     "YIELD_EVERY",
     "AdvanceLimitError",
     "Engine",
+    "Order",
     "SignClock",
 ]
 
 log = logging.getLogger("qstash_sim.engine")
+
+Order = Literal["seq", "shuffle"]  # the order of one instant's events (Engine.order)
+ORDERS: tuple[Order, ...] = ("seq", "shuffle")
 
 
 class Engine(Scheduler):
@@ -122,6 +129,10 @@ class Engine(Scheduler):
         self._parked: dict[tuple[str, str], list[Message]] = {}  # (account, queue) -> retries held by pause
         self._crons = CronFires()
         self._rules = AttemptRules(world)
+        self.lanes = Lanes()  # one attempt at a time per lane (a workflow run's messages): engine/lanes.py
+        # The order of the events due at one instant: "seq" (the order they fell due) or "shuffle" (a seeded
+        # shuffle of each instant's batch, from the seed's ORDER stream: other orderings, reproducibly).
+        self.order: Order = "seq"
         # Told after every attempt's outcome is applied: (message, outcome, failed for good).
         self.on_attempt: Callable[[Message, Outcome, bool], None] | None = None
         # Told before each attempt is built (a workflow message's body becomes its run's log up to it).
@@ -241,6 +252,7 @@ class Engine(Scheduler):
         self._admitted.clear()
         self._started.clear()
         self._cap_wait.clear()
+        self.lanes.clear()
         self._step = 0
         self._wire = 0  # attempts still on the wire belong to the old world (dropped when they land)
 
@@ -269,6 +281,8 @@ class Engine(Scheduler):
     async def _run_batch(self, batch: list[tuple[int, Event]]) -> None:
         self._events_run += len(batch)
         epoch = self._epoch
+        if self.order == "shuffle" and len(batch) > 1:
+            self.world.seed.stream(ORDER).shuffle(batch)
         for i, (_seq, ev) in enumerate(batch):
             if i and i % YIELD_EVERY == 0:
                 # A huge instant: let others be served (a cancel meanwhile wins over an attempt not yet
@@ -312,6 +326,8 @@ class Engine(Scheduler):
         mkey = (msg.account, msg.message_id)
         self._armed.pop(mkey, None)
         if msg.state in FINAL_STATES:
+            return None
+        if not self.lanes.take(msg):  # another message of its lane (workflow run) is being attempted
             return None
         if mkey in self._admitted:  # released by its flow-control key: its slot is taken already
             self._admitted.discard(mkey)
@@ -451,6 +467,7 @@ class Engine(Scheduler):
             verdict = self._rules.apply(
                 msg, Outcome(status=None, error=f"internal error: {type(exc).__name__}"), self.now, extra
             )
+        self._free_lane(msg)
         if verdict is Verdict.RETRY:
             assert msg.next_delivery_ms is not None
             self._arm(msg, msg.next_delivery_ms)
@@ -473,6 +490,12 @@ class Engine(Scheduler):
         if msg.queue_name:
             extra["queue"] = msg.queue_name
         return extra
+
+    def _free_lane(self, msg: Message) -> None:
+        """``msg`` no longer holds its lane: the next message waiting in it starts now."""
+        nxt = self.lanes.free(msg)
+        if nxt is not None:
+            self._arm(nxt, self.now)
 
     def _release_flow(self, msg: Message) -> None:
         """Its flow-control key released ``msg`` (slot taken): attempt it now, past the gate."""
@@ -499,6 +522,7 @@ class Engine(Scheduler):
         """A message reached a final state: free its queue slot, update its schedule's states, and keep the
         world under its limits (the oldest final messages, DLQ entries and dedup ids go first)."""
         self._armed.pop((msg.account, msg.message_id), None)
+        self._free_lane(msg)
         queue = acct.queues.get(msg.queue_name) if msg.queue_name else None
         if queue is not None and msg.message_id in queue.active:
             queue.active.discard(msg.message_id)

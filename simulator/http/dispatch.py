@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from qstash_sim.core.feature import Fired, FiredKind
 from qstash_sim.domain.journal import JournalEntry
 from qstash_sim.errors import ApiError, BadRequest, NotFound, PayloadTooLarge
+from qstash_sim.http.recorded import recorded_headers
 from qstash_sim.http.surface import Ctx, InboundRequest, Reply, Surface
 
 if TYPE_CHECKING:
@@ -194,6 +195,8 @@ class Dispatcher:
         if reply is None:
             reply = await surface.handlers[op.operation_id](ctx)
             entry.message_ids = reply.message_ids
+            if reply.message_ids or "deduplicated" in entry.detail:  # what the inspector compares attempts with
+                entry.detail["headers"] = recorded_headers(request.headers)
             price = self.prices.get((surface.name, op.operation_id))
             if price is not None and 200 <= reply.status < 300:
                 unit, per = price

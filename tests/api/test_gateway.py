@@ -449,7 +449,7 @@ def test_control_plane_state_reset_and_journal(client: Client) -> None:
     assert journal[-1]["operation"] == "publishMessage" and journal[-1]["messageIds"] == [mid]
     state = client.get("/_sim/state").json["accounts"]
     assert [m["messageId"] for m in state["default"]["messages"]] == [mid]
-    assert client.post("/_sim/reset", json_body={"seed": 5}).json == {"ok": True, "seed": 5}
+    assert client.post("/_sim/reset", json_body={"seed": 5}).json == {"ok": True, "seed": 5, "order": "seq"}
     assert client.get("/_sim/state").json == {"accounts": {}}
     assert client.get(f"{P}/messages/{mid}").status == 404
 

@@ -62,3 +62,6 @@ def test_the_banner_starts_with_the_official_start_line() -> None:
     assert "QSTASH_NEXT_SIGNING_KEY=sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs" in lines
     assert any(line.startswith("curl -X POST http://127.0.0.1:8080/v2/publish/") for line in lines)
     assert "2 more from --token" in text and "flaky-destination" in text
+    assert "  dashboard  http://127.0.0.1:8080/_sim/ui" in lines
+    guarded = dev_banner("http://127.0.0.1:8080", clock="real", seed=0, control_token=True)
+    assert "  dashboard  http://127.0.0.1:8080/_sim/ui?token=<the control token>" in guarded.splitlines()

@@ -16,6 +16,9 @@
 //   POST /_notify       {eventId, eventData, workflowRunId?} -> Client.notify(...)
 //   POST /_waiters      {eventId} -> Client.getWaiters(...)
 //   POST /_logs         {workflowRunId?, count?, ...} -> Client.logs(...)
+//   POST /_client       {method: "dlq.list" | "dlq.resume" | "dlq.restart" | "dlq.delete" |
+//                       "dlq.retryFailureFunction" | "cancel", args: [...]} -> client[.dlq].method(...args)
+//   POST /_broken       {step?, failure?} -> what the "resumable" workflow breaks on (see below)
 //   ANY  /_thirdparty/echo | /_thirdparty/flaky-N-<key>   third parties for context.call
 //   GET  /_results      what the workflows recorded: [{workflow, workflowRunId, event, data}], in order
 //
@@ -42,6 +45,8 @@ const client = new Client({ baseUrl, token });
 const options = { qstashClient, receiver, env: {} };
 
 const results = [];
+const broken = { step: false, failure: false }; // POST /_broken: the "resumable" workflow fails while set
+const CLIENT_METHODS = new Set(["dlq.list", "dlq.resume", "dlq.restart", "dlq.delete", "dlq.retryFailureFunction", "cancel"]);
 function record(workflow, context, event, data) {
   results.push({ workflow, workflowRunId: context.workflowRunId, event, data });
 }
@@ -177,6 +182,26 @@ const WORKFLOWS = {
     },
   }),
 
+  // steps one, two, three: "two" throws while broken.step, the failure function while broken.failure
+  // (the workflow DLQ: a resume goes on at "two", a restart runs "one" again)
+  resumable: serve(async (context) => {
+    const one = await step("resumable", context, "one", () => "1");
+    const two = await context.run("two", () => {
+      record("resumable", context, "attempt", "two");
+      if (broken.step) throw new Error("two is broken");
+      record("resumable", context, "step", "two");
+      return `${one}2`;
+    });
+    return await step("resumable", context, "three", () => `${two}3`);
+  }, {
+    ...options,
+    failureFunction: async ({ context, failStatus }) => {
+      record("resumable", context, "failureFunction", { failStatus, broken: broken.failure });
+      if (broken.failure) throw new Error("the failure function is broken");
+      return "handled";
+    },
+  }),
+
   // context.cancel() after one step
   cancel: serve(async (context) => {
     await step("cancel", context, "before-cancel", () => "ran");
@@ -184,6 +209,39 @@ const WORKFLOWS = {
     record("cancel", context, "UNREACHABLE", {});
   }, options),
 };
+
+// ---- tests/workflow/test_workflow_order.py: begin ----
+// POST /wf/race: a waitForEvent and a notify of the same event as parallel steps (upstash/workflow-js#102):
+// whether the notify finds the waiter depends on which of the two same-instant deliveries comes first.
+WORKFLOWS.race = serve(async (context) => {
+  const eventId = `race-${context.workflowRunId}`;
+  const [wait, notified] = await Promise.all([
+    context.waitForEvent("wait", eventId, { timeout: "1h" }),
+    context.notify("notify", eventId, "hello"),
+  ]);
+  record("race", context, "race-result", { timeout: wait.timeout, data: wait.eventData ?? null, woke: notified.notifyResponse.length });
+  return wait.timeout ? "notify came first" : "wait came first";
+}, options);
+// ---- tests/workflow/test_workflow_order.py: end ----
+
+// ---- benchmarks/workflow_run.py: begin ----
+// POST /wf/bench20: 20 steps, what the benchmark measures: 17 context.run steps, a sleep("7d"), a
+// waitForEvent that times out after 1 day, and a context.call to /_thirdparty/flaky-2-<key> (500 twice,
+// then 200) with 2 retries. Payload: {key} (one per run, so each run's call fails twice).
+WORKFLOWS.bench20 = serve(async (context) => {
+  const key = context.requestPayload?.key ?? context.workflowRunId;
+  let acc = 0;
+  for (let i = 1; i <= 8; i++) acc = await context.run(`step-${i}`, () => acc + i);
+  await context.sleep("sleep-7d", "7d");
+  for (let i = 9; i <= 13; i++) acc = await context.run(`step-${i}`, () => acc + i);
+  const wait = await context.waitForEvent("wait-1d", `bench-${key}`, { timeout: "1d" });
+  const call = await context.call("flaky-call", {
+    url: `${self}/_thirdparty/flaky-2-${key}`, method: "POST", body: "{}", retries: 2,
+  });
+  for (let i = 14; i <= 17; i++) acc = await context.run(`step-${i}`, () => acc + i);
+  return { acc, timeout: wait.timeout, status: call.status };
+}, options);
+// ---- benchmarks/workflow_run.py: end ----
 
 // Third-party endpoints for context.call: /_thirdparty/echo answers what it got; /_thirdparty/flaky-N-<key>
 // fails (500) the first N calls of <key>, then answers 200.
@@ -276,6 +334,16 @@ const server = http.createServer(async (req, res) => {
     if (p === "/_waiters") {
       const t = JSON.parse(raw.toString("utf8") || "{}");
       return send(res, await attempt(() => client.getWaiters(t)));
+    }
+    if (p === "/_broken") {
+      Object.assign(broken, JSON.parse(raw.toString("utf8") || "{}"));
+      return send(res, json({ ok: true, result: broken }));
+    }
+    if (p === "/_client") {
+      const t = JSON.parse(raw.toString("utf8") || "{}");
+      if (!CLIENT_METHODS.has(t.method)) return send(res, json({ ok: false, error: { message: `no method ${t.method}` } }, 400));
+      const [owner, name] = t.method.startsWith("dlq.") ? [client.dlq, t.method.slice(4)] : [client, t.method];
+      return send(res, await attempt(() => owner[name](...(t.args ?? []))));
     }
     if (p === "/_cancel") {
       const t = JSON.parse(raw.toString("utf8") || "{}");

@@ -13,6 +13,7 @@ import pytest
 from conftest import Client, Served, contract
 from qstash_sim.api import default_surfaces
 from qstash_sim.api.ui.stream import MAX_STREAMS
+from qstash_sim.api.ui.surface import ASSETS
 from qstash_sim.server import ServerThread
 from qstash_sim.simulator import Simulator
 
@@ -124,7 +125,7 @@ def test_event_streams_are_bounded_and_end_when_the_server_stops() -> None:
 def test_the_wheel_ships_the_dashboard_files(built_wheel: Path) -> None:
     with zipfile.ZipFile(built_wheel) as wheel:
         names = set(wheel.namelist())
-    wanted = {f"qstash_sim/api/ui/static/{n}" for n in ("index.html", "app.js", "app.css", "favicon.svg")}
+    wanted = {f"qstash_sim/api/ui/static/{n}" for n in ("index.html", *ASSETS)}
     assert wanted <= names, sorted(wanted - names)
 
 

@@ -64,6 +64,17 @@ class WorkflowApp:
         assert answer["ok"], f"client {method} failed: {answer}"
         return answer["result"]
 
+    def sdk(self, method: str, *args: Any) -> Any:
+        """The SDK's ``client.<method>(*args)`` (``"cancel"``) or ``client.dlq.<method>(*args)``
+        (``"dlq.list"``, ``"dlq.resume"``, ``"dlq.restart"``, ``"dlq.delete"``, ``"dlq.retryFailureFunction"``)."""
+        answer = self._call("POST", "/_client", {"method": method, "args": list(args)})
+        assert answer["ok"], f"client.{method} failed: {answer}"
+        return answer["result"]
+
+    def broken(self, **flags: bool) -> None:
+        """What the ``resumable`` workflow fails on: ``step`` (its step "two"), ``failure`` (its failure function)."""
+        self._call("POST", "/_broken", flags)
+
     def results(self, run_id: str | None = None, event: str | None = None) -> list[dict[str, Any]]:
         """What the workflows recorded, in order (of one run, of one event kind)."""
         lines: list[dict[str, Any]] = self._call("GET", "/_results")

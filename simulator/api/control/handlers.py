@@ -8,6 +8,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from qstash_sim.api import wire as serialize
+from qstash_sim.api.control import views
 from qstash_sim.base.clock import VirtualClock, format_ms
 from qstash_sim.base.version import __version__
 from qstash_sim.engine.engine import AdvanceLimitError
@@ -133,12 +134,14 @@ async def health(ctx: Ctx) -> Reply:
 
 
 async def reset(ctx: Ctx) -> Reply:
-    """POST /_sim/reset {"seed"?: int, "now"?: ms}"""
+    """POST /_sim/reset {"seed"?: int, "now"?: ms, "order"?: "seq" | "shuffle"}"""
     body = ctx.json or {}
     seed, now = body.get("seed"), body.get("now")
     # JSON Schema's integer admits 1768.0: normalise (a float seed would also change every id)
     ctx.sim.reset(seed=None if seed is None else int(seed), now_ms=None if now is None else int(now))
-    return Reply({"ok": True, "seed": ctx.sim.seed})
+    if "order" in body:
+        ctx.sim.order = body["order"]
+    return Reply({"ok": True, "seed": ctx.sim.seed, "order": ctx.sim.order})
 
 
 async def state(ctx: Ctx) -> Reply:
@@ -146,6 +149,7 @@ async def state(ctx: Ctx) -> Reply:
     wanted = ctx.query.get("account")
     limit = int(ctx.query.get("limit") or PAGE_LIMIT)
     accounts = ctx.sim.world.accounts
+    now = ctx.sim.clock.now_ms()
     if wanted:
         found = accounts.find(wanted)
         accs, cut = ([found] if found is not None else []), False
@@ -164,6 +168,8 @@ async def state(ctx: Ctx) -> Reply:
             "schedules": [serialize.schedule(s) for s in schedules],
             "dlq": [serialize.dlq_entry(e) for e in dlq],
             "signingKeys": {"current": acc.signing_keys.current, "next": acc.signing_keys.next},
+            "urlGroups": [views.url_group(g) for g in acc.url_groups.values()],
+            "flowControl": [views.flow_key_state(acc.flow_keys[k], now, limit) for k in sorted(acc.flow_keys)],
         }
     body: dict[str, Any] = {"accounts": out}
     if cut:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from qstash_sim.api.control import handlers as h
-from qstash_sim.api.control import sapiom, scenarios
+from qstash_sim.api.control import sapiom, scenarios, views, workflows
 from qstash_sim.http.surface import Handler
 
 HANDLERS: dict[str, Handler] = {
     "simHealth": h.health,
     "simReset": h.reset,
     "simState": h.state,
+    "simScheduleFires": views.schedule_fires,
     "simLedger": h.ledger,
     "simJournal": h.journal,
     "simDeliveries": h.deliveries,
@@ -26,4 +27,7 @@ HANDLERS: dict[str, Handler] = {
     "simPaymentGet": sapiom.sim_payment_get,
     "simPaymentSet": sapiom.sim_payment_set,
     "simTransactions": sapiom.sim_transactions,
+    "simWorkflowRuns": workflows.list_runs,
+    "simWorkflowRun": workflows.get_run,
+    "simWorkflowRunWait": workflows.wait_run,
 }

@@ -10,6 +10,7 @@ from typing import Any
 
 from qstash_sim.api.qstash_v2 import wire
 from qstash_sim.api.qstash_v2.config import Target, batch_items, publish_command, target
+from qstash_sim.api.wire import note_dedups
 from qstash_sim.core import topics
 from qstash_sim.domain.commands import PublishCommand, PublishResult
 from qstash_sim.errors import NotFound
@@ -25,6 +26,7 @@ def _send(ctx: Ctx, cmd: PublishCommand, group: str | None) -> list[PublishResul
 
 
 def _reply(ctx: Ctx, dest: Target, results: list[PublishResult]) -> Reply:
+    note_dedups(ctx.entry, results)
     bodies = wire.publish_results(results)
     body: Any = bodies if dest.group is not None else bodies[0]
     duplicate = bool(results) and all(r.deduplicated for r in results)
@@ -61,6 +63,7 @@ async def batch(ctx: Ctx) -> Reply:
     ids: list[str] = []
     for cmd, group in items:
         results = _send(ctx, cmd, group)
+        note_dedups(ctx.entry, results)
         bodies = wire.publish_results(results)
         out.append(bodies if group is not None else bodies[0])
         fresh = [r.message_id for r in results if not r.deduplicated]

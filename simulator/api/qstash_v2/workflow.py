@@ -9,7 +9,8 @@ Everything else is published exactly as before.
   once the run ended.
 * ``DELETE /v2/workflows/runs/{workflowRunId}?cancel=false|true``: the SDK ends the run (the body is its
   return value) or cancels it (``context.cancel()``); 404 if it ended already.
-* ``DELETE /v2/workflows/runs?workflowRunIds=...``: ``client.cancel({ids})``, ``{"cancelled": n}``.
+* ``DELETE /v2/workflows/runs?workflowRunIds=...`` (or a filter, or ``count`` alone): ``client.cancel``,
+  ``{"cancelled": n}`` (see :mod:`qstash_sim.core.workflow_select`).
 * ``GET /v2/workflows/events`` (and ``/v2/workflows/logs``): ``client.logs``, see
   :mod:`qstash_sim.core.workflow_logs`.
 """
@@ -26,6 +27,7 @@ from qstash_sim.api.qstash_v2.config import batch_items, publish_command, target
 from qstash_sim.core import topics
 from qstash_sim.core.workflow import raw_steps
 from qstash_sim.core.workflow_logs import LogFilter, run_logs
+from qstash_sim.core.workflow_select import RunFilter, running_matching
 from qstash_sim.domain.commands import PublishCommand, PublishResult
 from qstash_sim.domain.workflow import Invoker, WorkflowMessage, WorkflowRun
 from qstash_sim.errors import BadRequest, NotFound
@@ -65,6 +67,7 @@ def workflow_message(headers: Mapping[str, Any], where: str = "header") -> Workf
         retries_given="upstash-retries" in low,
         retry_delay_given="upstash-retry-delay" in low,
         invoke=low.get("upstash-workflow-invoke", "").strip().lower() == "true",
+        trigger_by_sdk=low.get("upstash-workflow-trigger-by-sdk", "").strip().lower() == "true",
     )
 
 
@@ -195,9 +198,30 @@ async def logs(ctx: Ctx) -> Reply:
     return Reply({"cursor": "" if more is None else str(more), "runs": runs})
 
 
+def _frozen(value: Any) -> frozenset[Any] | None:
+    return frozenset(value) if value else None
+
+
 async def cancel_runs(ctx: Ctx) -> Reply:
-    """DELETE /v2/workflows/runs?workflowRunIds=a&workflowRunIds=b: cancel those runs."""
-    ids = list(ctx.query.get("workflowRunIds") or [])
+    """DELETE /v2/workflows/runs: by ``workflowRunIds``, by filters, or all (``count`` alone)."""
+    q = ctx.query
+    ids = list(q.get("workflowRunIds") or [])
     if not ids:
-        raise BadRequest("query workflowRunIds: required (repeat it for several runs); filters are not simulated yet")
+        flt = RunFilter(
+            urls=_frozen(q.get("workflowUrl")),
+            exact=bool(q.get("workflowUrlExactMatch")),
+            labels=_frozen(q.get("label")),
+            caller_ips=_frozen(q.get("callerIp")),
+            flow_keys=_frozen(q.get("flowControlKey")),
+            hosts=_frozen([str(h).lower() for h in q.get("host") or []]),
+            paths=_frozen(q.get("path")),
+            from_ms=q.get("fromDate"),
+            to_ms=q.get("toDate"),
+        )
+        if flt.empty and flt.from_ms is None and flt.to_ms is None and q.get("count") is None:
+            raise BadRequest(
+                "query: name the runs to cancel: workflowRunIds (repeated), a filter (workflowUrl, label, "
+                "fromDate, ...) or count alone for every running run"
+            )
+        ids = running_matching(ctx.sim.workflows, ctx.caller.account, flt, int(q.get("count") or 100))
     return Reply({"cancelled": ctx.sim.workflows.cancel_runs(ctx.caller, ids)})

@@ -11,10 +11,11 @@ from qstash_sim.http.query_config import check_config, merge_config, split_confi
 from qstash_sim.http.surface import Ctx, Reply
 
 
-def _publish_reply(results: list[PublishResult], *, many: bool) -> Reply:
+def _publish_reply(ctx: Ctx, results: list[PublishResult], *, many: bool) -> Reply:
     """200; a publish or enqueue that was a duplicate answers 202 (QStash's status for a deduplicated
     publish: the first message's id, ``deduplicated: true``). A batch stays 200, as on ``/v2``: each
     duplicate item carries ``deduplicated: true``."""
+    wire.note_dedups(ctx.entry, results)
     bodies: list[dict[str, object]] = []
     for r in results:
         b: dict[str, object] = {"messageId": r.message_id, "url": r.url}
@@ -40,19 +41,19 @@ async def publish(ctx: Ctx) -> Reply:
     """POST /v1/qstash/publish/{destination}"""
     dest, headers = _destination(ctx)
     cmd = publish_command(dest, headers, ctx.body, warn=ctx.warn)
-    return _publish_reply([ctx.sim.publish(ctx.caller, cmd)], many=False)
+    return _publish_reply(ctx, [ctx.sim.publish(ctx.caller, cmd)], many=False)
 
 
 async def enqueue(ctx: Ctx) -> Reply:
     """POST /v1/qstash/enqueue/{queueName}/{destination}"""
     dest, headers = _destination(ctx)
     cmd = publish_command(dest, headers, ctx.body, queue=ctx.params["queueName"], warn=ctx.warn)
-    return _publish_reply([ctx.sim.publish(ctx.caller, cmd)], many=False)
+    return _publish_reply(ctx, [ctx.sim.publish(ctx.caller, cmd)], many=False)
 
 
 async def batch(ctx: Ctx) -> Reply:
     """POST /v1/qstash/batch"""
-    return _publish_reply(ctx.sim.batch(ctx.caller, batch_commands(ctx.json, warn=ctx.warn)), many=True)
+    return _publish_reply(ctx, ctx.sim.batch(ctx.caller, batch_commands(ctx.json, warn=ctx.warn)), many=True)
 
 
 async def get_message(ctx: Ctx) -> Reply:
