@@ -5,7 +5,7 @@ The steps are the run's log as the SDK wrote it, in log order: ``init`` (the ini
 ``Initial``), then each result step (``context.run``, a sleep once it ended, a ``Call`` result, a ``Wait``
 result; parallel plan steps and a ``context.call``'s outbound request are left out, as in ``client.logs``),
 then the run's messages not delivered yet (a sleep still sleeping, a call still retrying), each with its
-state:
+state (a ``context.waitForEvent`` still waiting has no message yet: it is in ``waiting``, not a step):
 
 * ``STEP_SUCCESS``: in the log (its result is what the SDK replays);
 * ``STEP_PROGRESS``: published, not delivered yet (a sleep, a wait's timeout, a call on its way: a
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qstash_sim.domain.message import FINAL_STATES, EventState, Message, MessageState
-from qstash_sim.domain.workflow import LogEntry, WorkflowRun
+from qstash_sim.domain.workflow import LogEntry, Waiter, WorkflowRun
 
 if TYPE_CHECKING:
     from qstash_sim.core.workflow import Workflows
@@ -55,6 +55,12 @@ class WorkflowStep:
     created_ms: int | None  # when its message was published (None: unknown, e.g. evicted)
     time_ms: int | None  # when it joined the log (its result became visible); None while pending
     attempts: int  # deliveries of its message so far
+    sleep_for: float | str | None = None  # a SleepFor step: the duration the code gave (seconds or "7d")
+    sleep_until: float | None = None  # a SleepUntil step: the epoch seconds the code gave
+    wait_event_id: str | None = None  # a Wait step: the event it waits for
+    wait_timeout: float | str | None = None  # a Wait step: its timeout as the code gave it
+    timed_out: bool | None = None  # a Wait step in the log: it ended by its timeout (not notified)
+    wait_deadline_ms: int | None = None  # a Wait step still waiting: when its timeout fires
 
     @property
     def done(self) -> bool:
@@ -76,6 +82,8 @@ class WorkflowRunView:
     error: str | None  # why it failed
     labels: tuple[str, ...]
     steps: tuple[WorkflowStep, ...]
+    dlq_id: str | None = None  # its workflow DLQ entry, once it failed (and until deleted or resumed)
+    waiting: tuple[WorkflowStep, ...] = ()  # its context.waitForEvent calls still waiting (not steps yet)
 
     @property
     def finished(self) -> bool:
@@ -106,11 +114,29 @@ def _step_json(body: bytes) -> dict[str, Any] | None:
     return step if isinstance(step, dict) else None
 
 
+def _waits(step: dict[str, Any] | None) -> dict[str, Any]:
+    """What a sleep or a wait step says about its waiting (the keyword arguments of WorkflowStep)."""
+    if step is None:
+        return {}
+    out: dict[str, Any] = {}
+    for key, field in (("sleepFor", "sleep_for"), ("sleepUntil", "sleep_until"), ("timeout", "wait_timeout")):
+        if isinstance(step.get(key), (int, float, str)) and not isinstance(step.get(key), bool):
+            out[field] = step[key]
+    if isinstance(step.get("waitEventId"), str):
+        out["wait_event_id"] = step["waitEventId"]
+    if isinstance(step.get("waitTimeout"), bool):
+        out["timed_out"] = step["waitTimeout"]
+    return out
+
+
 def _logged(run: WorkflowRun, entry: LogEntry, msg: Message | None, index: int) -> WorkflowStep | None:
     created = msg.created_ms if msg is not None else None
     if index == 0:
         out, raw = _decode(entry.body.decode("utf-8", errors="replace"))
-        return WorkflowStep("init", "Initial", "STEP_SUCCESS", out, raw, 0, entry.message_id, created, entry.time_ms, 1)
+        tries = _attempts(msg) if msg is not None else 1  # its message also carries the first step's code
+        return WorkflowStep(
+            "init", "Initial", "STEP_SUCCESS", out, raw, 0, entry.message_id, created, entry.time_ms, tries
+        )
     step = _step_json(entry.body) if entry.call_type == "step" else None
     if step is None or (step.get("stepId") == 0 and "targetStep" in step):
         return None  # a context.call's request, or a parallel plan step
@@ -126,6 +152,7 @@ def _logged(run: WorkflowRun, entry: LogEntry, msg: Message | None, index: int) 
         created_ms=created,
         time_ms=entry.time_ms,
         attempts=_attempts(msg),
+        **_waits(step),
     )
 
 
@@ -145,7 +172,29 @@ def _pending(msg: Message, body: bytes | None) -> WorkflowStep | None:
         low = {k.lower(): v for k, v in msg.callback.headers.items()}
         name = next((v for k, v in low.items() if k.endswith("upstash-workflow-stepname")), "")
         kind = next((v for k, v in low.items() if k.endswith("upstash-workflow-steptype")), "Call")
-    return WorkflowStep(name, kind, state, None, None, step_id, msg.message_id, msg.created_ms, None, _attempts(msg))
+    return WorkflowStep(
+        name, kind, state, None, None, step_id, msg.message_id, msg.created_ms, None, _attempts(msg), **_waits(step)
+    )
+
+
+def _waiting(w: Waiter) -> WorkflowStep:
+    """A ``context.waitForEvent`` still waiting: no message yet, only the waiter and its deadline."""
+    step = w.step
+    return WorkflowStep(
+        name=str(step.get("stepName") or ""),
+        type=str(step.get("stepType") or "Wait"),
+        state="STEP_PROGRESS",
+        out=None,
+        out_raw=None,
+        step_id=int(step.get("stepId") or 0),
+        message_id="",
+        created_ms=w.created_ms,
+        time_ms=None,
+        attempts=0,
+        wait_event_id=w.event_id,
+        wait_timeout=w.timeout,
+        wait_deadline_ms=w.deadline_ms,
+    )
 
 
 def run_view(workflows: Workflows, run: WorkflowRun) -> WorkflowRunView:
@@ -182,4 +231,8 @@ def run_view(workflows: Workflows, run: WorkflowRun) -> WorkflowRunView:
         error=run.error,
         labels=tuple(run.labels),
         steps=tuple(steps),
+        dlq_id=run.dlq_id,
+        waiting=tuple(
+            _waiting(w) for w in workflows.waits.waiters if (w.account, w.run_id) == (run.account, run.run_id)
+        ),
     )

@@ -4,6 +4,7 @@
 //
 //   QSTASH_URL=http://127.0.0.1:8080 QSTASH_TOKEN=tok QSTASH_CURRENT_SIGNING_KEY=sig_... \
 //   QSTASH_NEXT_SIGNING_KEY=sig_... node workflow_app.mjs [port]
+//   QSTASH_DEV=true QSTASH_DEV_PORT=8080 node workflow_app.mjs [port]    (against `qstash-sim dev`)
 //
 // Prints one JSON line {"port": N} once it listens (port 0 or none: any free port).
 //
@@ -35,14 +36,19 @@ const qstash = await import("@upstash/qstash");
 const { QSTASH_URL: baseUrl, QSTASH_TOKEN: token } = process.env;
 const current = process.env.QSTASH_CURRENT_SIGNING_KEY;
 const next = process.env.QSTASH_NEXT_SIGNING_KEY;
-if (!baseUrl || !token || !current || !next) {
-  console.error("set QSTASH_URL, QSTASH_TOKEN, QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY");
+// QSTASH_DEV=true (QSTASH_DEV_PORT=N): as an app in dev mode, no client, receiver or env given: the SDK's own
+// defaults find the dev server on 127.0.0.1:N and use its default user's token and keys.
+const dev = ["true", "1"].includes(process.env.QSTASH_DEV);
+if (!dev && (!baseUrl || !token || !current || !next)) {
+  console.error("set QSTASH_URL, QSTASH_TOKEN, QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY (or QSTASH_DEV=true)");
   process.exit(2);
 }
-const qstashClient = new qstash.Client({ baseUrl, token });
-const receiver = new qstash.Receiver({ currentSigningKey: current, nextSigningKey: next });
-const client = new Client({ baseUrl, token });
-const options = { qstashClient, receiver, env: {} };
+const client = dev ? new Client() : new Client({ baseUrl, token });
+const options = dev ? {} : {
+  qstashClient: new qstash.Client({ baseUrl, token }),
+  receiver: new qstash.Receiver({ currentSigningKey: current, nextSigningKey: next }),
+  env: {},
+};
 
 const results = [];
 const broken = { step: false, failure: false }; // POST /_broken: the "resumable" workflow fails while set

@@ -112,3 +112,33 @@ def test_the_script_is_plain_es_modules_each_served_and_under_600_lines(client: 
         got = client.get(f"/_sim/ui/{name}")
         assert got.status == 200 and got.headers["Content-Type"] == "text/javascript; charset=utf-8"
         assert "http://" not in text and "https://" not in text, name  # nothing off the origin
+
+
+def test_messages_pages_through_an_account_newest_first(served: Served, client: Client) -> None:
+    ids = [_publish(client, f"https://example.com/p/{i}", {"Upstash-Delay": "1d"}).json["messageId"] for i in range(7)]
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(10):
+        page = client.get("/_sim/messages?account=alice&limit=3" + (f"&cursor={cursor}" if cursor else "")).json
+        assert page["total"] == 7
+        seen += [m["messageId"] for m in page["messages"]]
+        cursor = page.get("cursor")
+        if cursor is None:
+            break
+    assert seen == ids[::-1]  # every message once, newest first
+    # the oldest message /_sim/state shows starts the pages of the older ones
+    shown = client.get("/_sim/state?account=alice&limit=2").json["accounts"]["alice"]["messages"]
+    assert [m["messageId"] for m in shown] == ids[-2:]
+    rest = client.get(f"/_sim/messages?account=alice&cursor={shown[0]['messageId']}&limit=100").json
+    assert [m["messageId"] for m in rest["messages"]] == ids[-3::-1] and "cursor" not in rest
+
+
+def test_messages_bad_input_names_the_field(client: Client) -> None:
+    _publish(client, "https://example.com/one")
+    missing = client.get("/_sim/messages")
+    assert missing.status == 400 and "account" in missing.json["error"]
+    nobody = client.get("/_sim/messages?account=nobody")
+    assert nobody.status == 404 and nobody.json["error"] == "query account: no account nobody"
+    gone = client.get("/_sim/messages?account=alice&cursor=msg_gone")
+    assert gone.status == 400 and gone.json["error"].startswith("query cursor: message msg_gone is not kept")
+    assert client.get("/_sim/messages?account=alice&limit=0").status == 400

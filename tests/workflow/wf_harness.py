@@ -95,22 +95,21 @@ class WorkflowApp:
 
 
 @contextlib.contextmanager
-def workflow_app(served: Any, token: str = TOKEN) -> Iterator[WorkflowApp]:
+def workflow_app(served: Any, token: str = TOKEN, dev_port: int | None = None) -> Iterator[WorkflowApp]:
     """The workflow app, configured for ``served`` (the ``served`` fixture of tests/conftest.py): ``token``
-    (default :data:`TOKEN`), its account's signing keys."""
+    (default :data:`TOKEN`), its account's signing keys. With ``dev_port``, the SDK's dev mode instead
+    (``QSTASH_DEV=true``, ``QSTASH_DEV_PORT``: no URL, token or keys given) against ``qstash-sim dev`` there."""
     if NODE is None:
         pytest.skip("node is not installed: the real @upstash/workflow SDK needs it")
     if not (E2E / "node_modules" / "@upstash" / "workflow").is_dir():
         pytest.fail("tests/e2e/node_modules is missing: run `make e2e-deps` (npm ci in tests/e2e)")
-    keys = served.on_loop(lambda: served.sim.account(token).signing_keys)
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": tempfile.gettempdir(),
-        "QSTASH_URL": served.url,
-        "QSTASH_TOKEN": token,
-        "QSTASH_CURRENT_SIGNING_KEY": keys.current,
-        "QSTASH_NEXT_SIGNING_KEY": keys.next,
-    }
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": tempfile.gettempdir()}
+    if dev_port is not None:
+        env.update(QSTASH_DEV="true", QSTASH_DEV_PORT=str(dev_port))
+    else:
+        keys = served.on_loop(lambda: served.sim.account(token).signing_keys)
+        env.update(QSTASH_URL=served.url, QSTASH_TOKEN=token)
+        env.update(QSTASH_CURRENT_SIGNING_KEY=keys.current, QSTASH_NEXT_SIGNING_KEY=keys.next)
     log = tempfile.TemporaryFile("w+")
     proc = subprocess.Popen([NODE, str(APP)], cwd=E2E, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     assert proc.stdout is not None

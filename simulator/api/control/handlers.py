@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Iterator
-from itertools import islice
+from itertools import dropwhile, islice
 from typing import Any, TypeVar
 
 from qstash_sim.api import wire as serialize
 from qstash_sim.api.control import views
 from qstash_sim.base.clock import VirtualClock, format_ms
 from qstash_sim.base.version import __version__
+from qstash_sim.domain.message import Message
 from qstash_sim.engine.engine import AdvanceLimitError
-from qstash_sim.errors import BadRequest
+from qstash_sim.errors import BadRequest, NotFound
 from qstash_sim.http.surface import Ctx, Reply
 
 T = TypeVar("T")
@@ -174,6 +175,27 @@ async def state(ctx: Ctx) -> Reply:
     body: dict[str, Any] = {"accounts": out}
     if cut:
         body["truncated"] = True
+    return Reply(body)
+
+
+async def messages(ctx: Ctx) -> Reply:
+    """GET /_sim/messages?account=[&cursor=&limit=]: one page of an account's messages, newest first."""
+    name = ctx.query["account"]
+    acc = ctx.sim.world.accounts.find(name)
+    if acc is None:
+        raise NotFound(f"query account: no account {name}")
+    limit = int(ctx.query.get("limit") or PAGE_LIMIT)
+    cursor = ctx.query.get("cursor")
+    newest_first: Iterator[Message] = reversed(acc.messages.values())
+    if cursor:
+        if cursor not in acc.messages:
+            raise BadRequest(f"query cursor: message {cursor} is not kept (any more) in account {name}; start again")
+        newest_first = dropwhile(lambda m: m.message_id != cursor, newest_first)
+        next(newest_first)
+    page = list(islice(newest_first, limit + 1))
+    body: dict[str, Any] = {"messages": [serialize.message(m) for m in page[:limit]], "total": len(acc.messages)}
+    if len(page) > limit:
+        body["cursor"] = page[limit - 1].message_id
     return Reply(body)
 
 

@@ -10,6 +10,7 @@ HANDLERS: dict[str, Handler] = {
     "simHealth": h.health,
     "simReset": h.reset,
     "simState": h.state,
+    "simMessages": h.messages,
     "simScheduleFires": views.schedule_fires,
     "simLedger": h.ledger,
     "simJournal": h.journal,

@@ -42,6 +42,15 @@ def _step(s: WorkflowStep) -> dict[str, Any]:
         out["createdAt"] = s.created_ms
     if s.time_ms is not None:
         out["completedAt"] = s.time_ms
+    waits = {
+        "sleepFor": s.sleep_for,
+        "sleepUntil": s.sleep_until,
+        "waitEventId": s.wait_event_id,
+        "timeout": s.wait_timeout,
+        "timedOut": s.timed_out,
+        "timeoutAt": s.wait_deadline_ms,
+    }
+    out.update({k: v for k, v in waits.items() if v is not None})
     return out
 
 
@@ -62,6 +71,10 @@ def _run(v: WorkflowRunView) -> dict[str, Any]:
         out["response"] = v.response
     if v.error is not None:
         out["error"] = v.error
+    if v.dlq_id is not None:
+        out["dlqId"] = v.dlq_id
+    if v.waiting:
+        out["waiting"] = [_step(w) for w in v.waiting]
     return out
 
 

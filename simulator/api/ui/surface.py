@@ -28,7 +28,16 @@ __all__ = ["ASSETS", "COOKIE", "MOUNT", "ui_surface"]
 MOUNT = ("/_sim/ui", "/_sim/events/")
 COOKIE = "qstash_sim_token"
 TOKEN_HEADER = "X-Qstash-Sim-Token"
-_MODULES = ("app.js", "dom.js", "data.js", "timeline.js", "why.js", "inspector.js", "views.js")  # ES modules
+_MODULES = (
+    "app.js",
+    "dom.js",
+    "data.js",
+    "timeline.js",
+    "why.js",
+    "inspector.js",
+    "views.js",
+    "workflows.js",
+)  # ES modules
 ASSETS = {  # file -> content type (the enum of /_sim/ui/{asset})
     **dict.fromkeys(_MODULES, "text/javascript; charset=utf-8"),
     "app.css": "text/css; charset=utf-8",

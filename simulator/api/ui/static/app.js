@@ -8,6 +8,7 @@ import { timeline } from "./timeline.js";
 import { why } from "./why.js";
 import { inspector } from "./inspector.js";
 import { renderView } from "./views.js";
+import { readWf, writeWf } from "./workflows.js";
 
 const ROW_H = 28;
 const FILTERS = ["state", "destination", "queue", "schedule", "label", "flow", "account", "surface", "q"];
@@ -18,6 +19,7 @@ function readUrl() {
   const q = new URLSearchParams(location.search);
   S.view = q.get("view") || "messages";
   S.selected = q.get("msg");
+  readWf(q);
   const form = $('[data-testid="filters"]');
   for (const f of FILTERS) form.elements[f].value = q.get(f) || "";
 }
@@ -27,6 +29,7 @@ function writeUrl() {
   const form = $('[data-testid="filters"]');
   for (const f of FILTERS) if (form.elements[f].value) q.set(f, form.elements[f].value);
   if (S.selected) q.set("msg", S.selected);
+  writeWf(q);
   const s = q.toString();
   history.replaceState(null, "", location.pathname + (s ? "?" + s : ""));
 }
@@ -38,6 +41,7 @@ async function refresh(limit = FULL) {
   renderClock(); applyFilters(); renderDetail(); renderView().catch((e) => status(e.message, true));
 }
 hooks.refresh = refresh;
+hooks.writeUrl = writeUrl;
 
 // ------------------------------------------------------------------ live updates
 
@@ -106,7 +110,7 @@ function applyFilters() {
   $(".spacer", list).style.height = S.shown.length * ROW_H + "px";
   $('[data-testid="message-count"]').textContent =
     `${S.shown.length} of ${S.messages.length} messages` +
-    (S.partial ? " (the newest; reading the rest…)" : S.truncated ? " (the newest 10000 per account)" : "");
+    (S.partial ? " (the newest; reading the rest…)" : S.truncated ? " (some left out: the server cut a list; reload)" : "");
   paintRows();
 }
 function paintRows() {

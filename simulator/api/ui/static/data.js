@@ -11,11 +11,25 @@ export const S = {
   journal: [], attempts: new Map(), creators: new Map(), children: new Map(), dedups: new Map(), lastSeq: 0,
 };
 
-// Read the state (the newest `limit` of each list of each account) and index it.
+// The messages of `account` older than `oldest` (a messageId), oldest first: GET /_sim/messages, paged.
+async function older(account, oldest) {
+  const pages = [];
+  for (let cursor = oldest; cursor;) {
+    const r = await api("GET", `/_sim/messages?account=${encodeURIComponent(account)}&limit=${FULL}&cursor=${encodeURIComponent(cursor)}`);
+    pages.push(r.messages); cursor = r.cursor;
+  }
+  return pages.flat().reverse();
+}
+
+// Read the state (the newest `limit` of each list of each account) and index it; with `limit` = FULL,
+// an account cut there has the rest of its messages read page by page.
 export async function readState(limit) {
   const [clock, state] = await Promise.all([api("GET", "/_sim/clock"), api("GET", "/_sim/state?limit=" + limit)]);
   S.partial = limit < FULL && !!state.truncated;
   S.now = clock.now; S.virtual = clock.virtual;
+  const cut = limit >= FULL ? Object.entries(state.accounts).filter(([, acc]) => acc.messages.length >= FULL) : [];
+  const rest = await Promise.all(cut.map(([name, acc]) => older(name, acc.messages[0].messageId).catch(() => null)));
+  cut.forEach(([, acc], i) => { if (rest[i]) acc.messages = rest[i].concat(acc.messages); });
   S.accounts = state.accounts;
   const all = [];
   S.flows = new Map();
@@ -26,7 +40,8 @@ export async function readState(limit) {
   all.sort((a, b) => b.createdAt - a.createdAt || b.order - a.order); // newest first, as created
   S.messages = all;
   S.byId = new Map(all.map((m) => [m.messageId, m]));
-  S.truncated = !!state.truncated;
+  // Cut only if a page could not be read (a message dropped meanwhile) or another list hit the limit.
+  S.truncated = rest.includes(null) || (!!state.truncated && !cut.length);
 }
 
 // The flow-control key a message names, as the engine holds it now (null without one).

@@ -6,7 +6,7 @@ export const TOKEN = tokenMeta ? tokenMeta.content : null;
 export const ORIGIN = { "backoff": "QStash backoff", "retry-after": "Retry-After", "upstash-retry-delay": "Upstash-Retry-Delay" };
 
 // What the modules call back into the page with (set by app.js): a full re-read after an action.
-export const hooks = { refresh: async () => {} };
+export const hooks = { refresh: async () => {}, writeUrl: () => {} };
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 export function el(tag, attrs = {}, ...kids) {

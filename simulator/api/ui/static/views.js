@@ -3,6 +3,7 @@
 
 import { S } from "./data.js";
 import { TOKEN, act, api, dur, el, iso, native, short, table } from "./dom.js";
+import { workflows } from "./workflows.js";
 
 const toggle = (testid, attrs, label, path, account, on) =>
   el("button", { type: "button", testid, ...attrs, onclick: () => act(label, () => native("POST", path, account)) }, on);
@@ -100,7 +101,7 @@ function accounts(box, accs) {
   box.replaceChildren(table("accounts-table", ["account", "current key", "next key", "messages", ""], rows));
 }
 
-const VIEWS = { queues, schedules, urlgroups: urlGroups, flow: flowKeys, dlq, ledger, journal, scenarios, accounts };
+const VIEWS = { queues, schedules, urlgroups: urlGroups, flow: flowKeys, dlq, workflows, ledger, journal, scenarios, accounts };
 
 export async function renderView() {
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "view-" + S.view;
