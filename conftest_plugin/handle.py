@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -39,6 +40,7 @@ from . import assertions as _a
 from .callbacks import AsyncCallbackAssertions, CallbackAssertions
 from .inflight import AsyncMaxInFlight, MaxInFlight
 from .native import AsyncClient, NativeQstash, SyncClient
+from .process_clock import process_time
 from .server import ScenarioSource, SimConfig, SimServer
 from .workflow import AsyncWorkflowAssertions, WorkflowAssertions
 
@@ -370,6 +372,11 @@ class SimClock(_ClockReads):
     def move_to(self, when: When) -> int:
         """Jump forward to ``when`` (ms, aware ``datetime`` or ISO text such as ``"2026-01-08T09:00Z"``)."""
         return self.advance(timedelta(milliseconds=_forward(self._core, when)))
+
+    def process_time(self) -> AbstractContextManager[None]:
+        """``with clock.process_time():`` the process's ``time.time()`` follows the virtual clock
+        (:mod:`conftest_plugin.process_clock`), for application code that runs in the test's process."""
+        return process_time(self._core)
 
     def __repr__(self) -> str:
         return f"<SimClock {format_ms(self.now_ms)}>"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -58,14 +59,26 @@ class VirtualClock:
     """A manual clock. ``VirtualClock().now`` -> ``1767225600000`` (2026-01-01T00:00Z).
 
     ``advance`` and ``move_to`` only move time; nothing runs. Use the engine's ``advance`` to move time
-    *and* run what falls due.
+    *and* run what falls due. ``watch(fn)`` calls ``fn(ms)`` each time the clock is moved or set (e.g. to
+    keep the process's own clock at virtual time: ``conftest_plugin``'s ``clock.process_time()``).
     """
 
-    __slots__ = ("_now",)
+    __slots__ = ("_now", "_watchers")
     is_virtual = True
 
     def __init__(self, start_ms: int | datetime = DEFAULT_START_MS) -> None:
         self._now = _as_ms(start_ms)
+        self._watchers: list[Callable[[int], None]] = []
+
+    def watch(self, fn: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``fn(now_ms)`` whenever the clock moves or is set; returns what stops it."""
+        self._watchers.append(fn)
+
+        def stop() -> None:
+            if fn in self._watchers:
+                self._watchers.remove(fn)
+
+        return stop
 
     @property
     def now(self) -> int:
@@ -88,7 +101,10 @@ class VirtualClock:
         ms = _as_ms(t)
         if ms < self._now:
             raise ValueError(f"cannot move the clock backwards from {format_ms(self._now)} to {format_ms(ms)}")
-        self._now = ms
+        if ms != self._now:
+            self._now = ms
+            for fn in self._watchers:
+                fn(ms)
         return self._now
 
     def set(self, t: int | datetime) -> int:
@@ -96,6 +112,8 @@ class VirtualClock:
         ms = _as_ms(t)
         _check_range(ms)
         self._now = ms
+        for fn in self._watchers:
+            fn(ms)
         return self._now
 
     async def wait_until(self, ms: int | None, wake: asyncio.Event) -> None:
