@@ -2,8 +2,8 @@
 
     python -m benchmarks                      # everything: startup, throughput, engine, memory, fixture
     python -m benchmarks --quick              # fewer rounds, shorter runs (a smoke test, a few minutes)
-    python -m benchmarks --only throughput    # one or more of: startup, throughput, engine, timeline, memory, fixture,
-                                              # workflow
+    python -m benchmarks --only throughput    # one or more of: startup, throughput, engine, timeline, callbacks,
+                                              # memory, fixture, workflow, ui
     python -m benchmarks --no-write           # print the table, leave BENCHMARKS.md alone
 
 Comparisons run every system in the same run, in alternating rounds, and report medians and ratios.
@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from .harness import ROOT, Progress, Report, Row, ensure_prism, machine
 
-NAMES = ("startup", "throughput", "engine", "timeline", "memory", "fixture", "workflow")
+NAMES = ("startup", "throughput", "engine", "timeline", "callbacks", "memory", "fixture", "workflow", "ui")
 
 
 def _fixture(progress: Progress) -> Report:
@@ -36,6 +36,23 @@ def _fixture(progress: Progress) -> Report:
     result = mod.run()
     rows = [Row(f"fixture: {key}", _fmt(value)) for key, value in result.items()]
     return Report(rows=rows, commands=["python -m benchmarks --only fixture"])
+
+
+def _ui(progress: Progress, messages: int) -> Report:
+    """The dashboard's first screen with ``messages`` messages in Debian's chromium (benchmarks/ui_first_screen.py)."""
+    progress.step(f"ui: the dashboard's first screen with {messages:,} messages (chromium)")
+    try:
+        result = importlib.import_module("benchmarks.ui_first_screen").run(messages)
+    except Exception as exc:  # no chromium or playwright here: say so in the report, run the rest
+        return Report(notes=[f"UI first screen: not measured ({type(exc).__name__}: {exc})."])
+    row = Row(
+        f"dashboard /_sim/ui: first screen with {messages:,} messages (chromium, median of 5 loads)",
+        f"{result['first_screen_ms_median']:,.0f} ms (max {result['first_screen_ms_max']:,.0f} ms)",
+        f"every row loaded {result['all_rows_ms_median']:,.0f} ms; a filter {result['filter_ms_median']:,.0f} ms",
+        "< 1 s",
+        result["first_screen_ms_median"] < 1000,
+    )
+    return Report(rows=[row], commands=["python -m benchmarks.ui_first_screen --messages 10000"])
 
 
 def _fmt(value: object) -> str:
@@ -130,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         "memory": lambda: importlib.import_module("benchmarks.memory").run(
             progress, **({"requests": 200_000, "before_requests": 100_000} if args.quick else {})
         ),
+        "callbacks": lambda: importlib.import_module("benchmarks.callback_chain").run(
+            progress, rounds=5 if args.quick else 20
+        ),
+        "ui": lambda: _ui(progress, 2_000 if args.quick else 10_000),
         "fixture": lambda: _fixture(progress),
         "workflow": lambda: importlib.import_module("benchmarks.workflow_run").run(
             progress, **({"runs": 3, "rounds": 1} if args.quick else {})
