@@ -181,7 +181,11 @@ class Journal:
 
     def add(self, time_ms: int, kind: str, **fields: Any) -> JournalEntry:
         """Append an entry and return it (the caller may still fill in ``status`` etc.)."""
-        entry = JournalEntry(seq=self.entries.appended + 1, time_ms=time_ms, kind=kind, **fields)
+        return self.keep(JournalEntry(seq=0, time_ms=time_ms, kind=kind, **fields))
+
+    def keep(self, entry: JournalEntry) -> JournalEntry:
+        """Number ``entry`` (its ``seq``) and append it; return it."""
+        entry.seq = self.entries.appended + 1
         self.entries.append(entry)
         return entry
 

@@ -92,20 +92,15 @@ class AttemptRules:
             headers["Upstash-Signature"] = signature()
         flow_key = msg.flow_control.key if msg.flow_control is not None else None
         request = OutboundRequest(msg.url, msg.method, headers, msg.body, pending, flow_key)
-        m = msg
-        delivery = Delivery(0, now, m.account, m.message_id, m.url, m.method, headers, m.body, m.retried, True)
-        delivery.lazy = pending
+        delivery = Delivery(
+            0, now, msg.account, msg.message_id, msg.url, msg.method, headers, msg.body, msg.retried, True, lazy=pending
+        )
         return Prepared(msg, request, self.world.delivery.timeout_ms(msg.timeout_ms), delivery)
 
-    def headers(self, msg: Message, sign_now: int) -> dict[str, str]:
-        """Forwarded headers, then ours (which win over a forwarded header of the same name, any case)."""
-        headers, signature = self.headers_and_signature(msg, sign_now)
-        headers["Upstash-Signature"] = signature()
-        return headers
-
     def headers_and_signature(self, msg: Message, sign_now: int) -> tuple[dict[str, str], Callable[[], str]]:
-        """:meth:`headers` without ``Upstash-Signature``, and what makes it (its ``jti`` drawn now, in
-        attempt order, so the seed gives the same signatures whenever they are made)."""
+        """Forwarded headers, then ours (which win over a forwarded header of the same name, any case), all
+        but ``Upstash-Signature``; and what makes it (its ``jti`` drawn now, in attempt order, so the seed
+        gives the same signatures whenever they are made)."""
         ours: dict[str, str] = {}
         if msg.content_type:
             ours["Content-Type"] = msg.content_type
@@ -231,10 +226,9 @@ class AttemptRules:
             info.update(self._extra)
         if detail:
             info.update(detail)
-        entries = self.world.journal.entries  # Journal.add, without a second pass of the keywords (per attempt)
-        entries.append(
+        self.world.journal.keep(  # Journal.add without a second pass of the keywords (once per attempt)
             JournalEntry(
-                seq=entries.appended + 1,
+                seq=0,
                 time_ms=now,
                 kind="attempt",
                 account=msg.account,

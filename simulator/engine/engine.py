@@ -467,8 +467,8 @@ class Engine(Scheduler):
             verdict = self._rules.apply(
                 msg, Outcome(status=None, error=f"internal error: {type(exc).__name__}"), self.now, extra
             )
-        self._free_lane(msg)
         if verdict is Verdict.RETRY:
+            self._free_lane(msg)  # waiting for its backoff holds no lane (a final message's: _finalize frees it)
             assert msg.next_delivery_ms is not None
             self._arm(msg, msg.next_delivery_ms)
         elif verdict is not Verdict.CANCELLED:  # a cancel already freed everything
